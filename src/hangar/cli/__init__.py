@@ -1,0 +1,87 @@
+"""The `hangar` command: thin click commands over the library.
+
+Subcommands are imported only when run, so `hangar --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from hangar import __version__, output
+from hangar.cli._args import normalize_argv
+from hangar.errors import HangarError
+
+# name -> (module, attribute, short help). Imported lazily.
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "sign": ("hangar.cli.sign", "sign", "Sign multiple container images with sigstore private key"),
+    "inspect": ("hangar.cli.inspect", "inspect", "Inspect an image manifest or its config"),
+    "login": ("hangar.cli.login", "login", "Log in to a registry (shares podman's auth.json)"),
+    "logout": ("hangar.cli.login", "logout", "Log out of a registry"),
+    "generate-sigstore-key": (
+        "hangar.cli.keys",
+        "generate_sigstore_key",
+        "Generate a sigstore key pair (PREFIX.key, PREFIX.pub)",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = _COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        module = importlib.import_module(spec[0])
+        return getattr(module, spec[1])
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, spec[2]) for name, spec in sorted(_COMMANDS.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="hangar")
+@click.option(
+    "--debug/--no-debug", default=False, help="enable debug output (never prints secrets)"
+)
+@click.option(
+    "--insecure-policy/--no-insecure-policy",
+    default=False,
+    help="accepted for compatibility with hangar v1.8; hangar reads no policy.json when "
+    "signing, so it changes nothing",
+)
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, insecure_policy: bool) -> None:
+    """hangar signs container images in bulk with a sigstore key pair and validates them.
+
+    Global flags (--debug, --insecure-policy) may be given before or after the subcommand.
+    """
+    output.set_debug(debug)
+    ctx.obj = {"debug": debug, "insecure_policy": insecure_policy}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        args = normalize_argv(args)
+        cli.main(args=args, prog_name="hangar", standalone_mode=False)
+    except click.exceptions.Abort:
+        output.error("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except HangarError as exc:
+        output.error(str(exc))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        output.error("interrupted")
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)

@@ -1,0 +1,156 @@
+"""Go-style command line conventions that users of the seed's tool already type.
+
+click does not parse `--tls-verify=false` for a boolean flag, nor global flags after the
+subcommand, so argv is normalized before click sees it. Durations follow Go's
+time.ParseDuration because the seed documents `--timeout 10m0s`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+GLOBAL_FLAGS = ("--debug", "--insecure-policy")
+
+# Boolean flags that accept Go's `--flag=VALUE`. Each is declared in click as `--x/--no-x`.
+GO_BOOL_FLAGS = frozenset(
+    {
+        "tls-verify",
+        "sign-index",
+        "skip-login",
+        "force",
+        "debug",
+        "insecure-policy",
+        "auto-yes",
+        "raw",
+        "config",
+        "require-tag-identity",
+        "require-index-signature",
+        "accept-repository-identity",
+        "all",
+        "password-stdin",
+        "exact-repository-only",
+    }
+)
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    """Rewrite `--flag=bool` into click's spelling and hoist global flags to the front."""
+    hoisted: list[str] = []
+    rest: list[str] = []
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            rest.extend(argv[index:])
+            break
+        arg = _rewrite_bool(arg)
+        if arg in GLOBAL_FLAGS or arg in ("--no-debug", "--no-insecure-policy"):
+            hoisted.append(arg)
+        else:
+            rest.append(arg)
+    return hoisted + rest
+
+
+def _rewrite_bool(arg: str) -> str:
+    if not arg.startswith("--") or "=" not in arg:
+        return arg
+    name, value = arg[2:].split("=", 1)
+    if name not in GO_BOOL_FLAGS:
+        return arg
+    if value in _TRUE:
+        return f"--{name}"
+    if value in _FALSE:
+        return f"--no-{name}"
+    raise click.UsageError(
+        f'invalid argument "{value}" for "--{name}": use true or false (for example --{name}=false)'
+    )
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+def parse_duration(text: str) -> float:
+    """Parse a Go duration (`10m0s`, `90s`, `1h30m`, `1.5h`) into seconds."""
+    value = text.strip()
+    sign = 1.0
+    if value[:1] in "+-" and value:
+        sign = -1.0 if value[0] == "-" else 1.0
+        value = value[1:]
+    if value == "0":
+        return 0.0
+    if not value:
+        raise ValueError(f'invalid duration "{text}"')
+    total = 0.0
+    position = 0
+    for match in _DURATION_PART.finditer(value):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position = match.end()
+    if position != len(value):
+        if re.fullmatch(r"[\d.]+", value):
+            raise ValueError(f'missing unit in duration "{text}" (for example 90s, 10m0s, 1h30m)')
+        raise ValueError(f'invalid duration "{text}" (for example 90s, 10m0s, 1h30m)')
+    return sign * total
+
+
+class Duration(click.ParamType):
+    """A positive Go duration, converted to seconds."""
+
+    name = "duration"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+        if isinstance(value, float | int):
+            return float(value)
+        try:
+            seconds = parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if seconds <= 0:
+            self.fail(f'duration "{value}" must be positive (for example 10m0s)', param, ctx)
+        return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Format seconds the way Go prints a duration (`10m0s`)."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    frac = seconds - whole
+    sec_text = f"{secs + frac:g}s"
+    if hours:
+        return f"{hours}h{minutes}m{sec_text}"
+    if minutes:
+        return f"{minutes}m{sec_text}"
+    return sec_text
+
+
+def split_list(values: tuple[str, ...]) -> list[str]:
+    """Flatten a repeatable, comma-separated option (`-a amd64,arm64 -a arm`)."""
+    items: list[str] = []
+    for value in values:
+        items.extend(part.strip() for part in value.split(",") if part.strip())
+    return items
+
+
+def tls_verify_option(func):
+    return click.option(
+        "--tls-verify/--no-tls-verify",
+        default=True,
+        show_default=True,
+        help="require HTTPS and verify certificates (--tls-verify=false allows plain HTTP "
+        "and skips verification; use it only for registries you trust)",
+    )(func)

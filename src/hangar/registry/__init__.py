@@ -1,0 +1,1 @@
+"""An asyncio client for the OCI distribution API. It knows nothing of signatures."""

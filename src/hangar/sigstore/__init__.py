@@ -1,0 +1,2 @@
+"""Sigstore signatures as containers/image and cosign write them: keys, payload, attachment,
+verification. Pure functions over bytes; nothing here talks to a registry."""
