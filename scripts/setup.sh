@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install everything hangar and its tests need on a Debian machine (as root, or with sudo):
+# Debian's docker-registry (CNCF distribution 2.8) for the real-registry tests and the demo,
+# containers/image's signature fixtures, and a virtualenv with hangar and its test tools.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+need_apt=()
+command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
+[ -d /usr/share/gocode/src/github.com/containers/image/signature/fixtures ] ||
+    need_apt+=(golang-github-containers-image-dev)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "[setup] installing Debian packages: ${need_apt[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "${need_apt[@]}" >/dev/null
+fi
+
+python3 - <<'PY'
+import sys
+if sys.version_info < (3, 11):
+    sys.exit(f"hangar needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+PY
+
+VENV=.venv
+stamp="$VENV/.hangar-installed"
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+if [ ! -f "$stamp" ] || ! cmp -s pyproject.toml "$stamp"; then
+    echo "[setup] installing hangar and its test dependencies into $VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+    "$VENV/bin/python" -m pip install -q -e '.[test]'
+    cp pyproject.toml "$stamp"
+fi

@@ -1,0 +1,211 @@
+"""`hangar sign`: sign every image of a list (and `hangar sign validate`, its subcommand)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+from hangar import output
+from hangar.cli._args import Duration, split_list, tls_verify_option
+from hangar.cli._run import (
+    checked_jobs,
+    ensure_logins,
+    exit_code,
+    print_summary,
+    require,
+    run_list,
+    scan_list,
+)
+
+EXAMPLES = """\b
+Examples:
+# Sign the images with sigstore private key file.
+hangar sign \\
+        --file IMAGE_LIST.txt \\
+        --sigstore-key SIGSTORE.key \\
+        --sigstore-passphrase-file "/path/to/passphrase/file" \\
+        --arch amd64,arm64 \\
+        --os linux
+
+\b
+Global Flags:
+      --debug             enable debug output
+      --insecure-policy   run Hangar without policy check (hangar reads no policy.json;
+                          accepted for compatibility)
+"""
+
+
+def list_options(func):
+    """Flags `sign` and `sign validate` share, spelled as in the seed."""
+    decorators = [
+        click.option("-f", "--file", "file", metavar="FILE", help="image list file"),
+        click.option(
+            "-a",
+            "--arch",
+            "arch",
+            multiple=True,
+            default=("amd64,arm64",),
+            show_default="amd64,arm64",
+            help="architecture list of images (comma-separated, repeatable; arm/v7 selects "
+            "a variant)",
+        ),
+        click.option(
+            "--os",
+            "os_",
+            multiple=True,
+            default=("linux",),
+            show_default="linux",
+            help="OS list of images",
+        ),
+        click.option("--registry", help="override all image registry URL in image list"),
+        click.option("--project", help="override all image projects in image list"),
+        click.option(
+            "-j",
+            "--jobs",
+            type=int,
+            default=1,
+            show_default=True,
+            help="worker number, sign images parallelly (1-20)",
+        ),
+        click.option(
+            "-o",
+            "--failed",
+            "failed",
+            default="sign-failed.txt",
+            show_default=True,
+            help="file name of the sign failed image list",
+        ),
+        click.option(
+            "--timeout",
+            type=Duration(),
+            default="10m0s",
+            show_default=True,
+            help="timeout when sign each images (Go duration: 90s, 10m0s, 1h30m)",
+        ),
+        tls_verify_option,
+        click.option("--authfile", metavar="FILE", help="auth.json to read credentials from"),
+        click.option("--report", metavar="FILE", help="write a JSON report of every digest"),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+@click.group(
+    invoke_without_command=True,
+    epilog=EXAMPLES,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    short_help="Sign multiple container images with sigstore private key",
+)
+@list_options
+@click.option(
+    "-k", "--sigstore-key", "--key", "key", metavar="FILE", help="sigstore private key file"
+)
+@click.option(
+    "--sigstore-passphrase-file",
+    metavar="FILE",
+    help="read the passphrase for the private key from file",
+)
+@click.option(
+    "--skip-login/--no-skip-login",
+    default=False,
+    help="skip check the registry is logged in (used in shell script)",
+)
+@click.option(
+    "--signed-identity",
+    type=click.Choice(["tag", "digest", "repository"]),
+    default="tag",
+    show_default=True,
+    help="docker-reference written in each signature: tag (REPO:TAG, accepted by podman/CRI-O "
+    "by tag and by digest), digest (REPO@DIGEST, as hangar v1.8), repository (REPO, as cosign)",
+)
+@click.option(
+    "--sign-index/--no-sign-index",
+    default=True,
+    show_default=True,
+    help="also sign the index of a multi-arch image (cosign verify needs it)",
+)
+@click.option(
+    "--force/--no-force",
+    default=False,
+    help="add a new signature even where this key already signed",
+)
+@click.pass_context
+def sign(ctx: click.Context, **flags) -> None:
+    """Sign multiple container images with sigstore private key.
+
+    \b
+    Usage:
+      hangar sign -f IMAGE_LIST.txt --key SIGSTORE.key [flags]
+      hangar sign [command]
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    sys.exit(_sign(**flags))
+
+
+def _sign(**flags) -> int:
+    from hangar.signing import SignOptions
+    from hangar.sigstore.keys import read_signing_key
+
+    file = require(flags["file"], "-f/--file", "the image list to sign")
+    key_path = require(flags["key"], "-k/--sigstore-key", "the sigstore private key file")
+    jobs = checked_jobs(flags["jobs"])
+    total, registries = scan_list(file, flags["registry"], flags["project"])
+    # Decrypt the key once, before any network traffic.
+    key = read_signing_key(key_path, flags["sigstore_passphrase_file"])
+    options = SignOptions(
+        oses=split_list(flags["os_"]),
+        arches=split_list(flags["arch"]),
+        identity_mode=flags["signed_identity"],
+        sign_index=flags["sign_index"],
+        force=flags["force"],
+    )
+    summary = asyncio.run(_sign_run(file, key, options, jobs, total, registries, flags))
+    print_summary(summary, "sign", "signatures", Path(flags["failed"]))
+    return exit_code(summary)
+
+
+async def _sign_run(file, key, options, jobs, total, registries, flags):
+    from hangar.jobs import RunOptions
+    from hangar.registry.client import RegistryClient
+    from hangar.signing import Signer
+
+    async with RegistryClient(
+        tls_verify=flags["tls_verify"], authfile=flags["authfile"], max_connections=jobs * 4
+    ) as client:
+        if not flags["skip_login"]:
+            await ensure_logins(client, registries)
+        signer = Signer(client, key, options)
+        run_options = RunOptions(
+            jobs=jobs,
+            timeout=flags["timeout"],
+            failed_path=Path(flags["failed"]),
+            report_path=Path(flags["report"]) if flags["report"] else None,
+            verb="Signing",
+            total=total,
+        )
+        output.info(f"Signing images of {file} with {jobs} worker(s)")
+        summary = await run_list(
+            file,
+            signer.sign_entry,
+            registry=flags["registry"],
+            project=flags["project"],
+            options=run_options,
+        )
+        lost = await signer.confirm()
+        for ref in lost:
+            output.error(f"{ref}: signature could not be restored after a concurrent write")
+        return summary
+
+
+def _register_validate() -> None:
+    from hangar.cli.validate import validate
+
+    sign.add_command(validate)
+
+
+_register_validate()
