@@ -1,0 +1,73 @@
+"""Shared fixtures: real docker-registry servers on 127.0.0.1 and an isolated HOME.
+
+Session-scoped registries start once per run (about 50 ms each); `make_registry` gives a
+fresh one to a test that stops, restarts or otherwise disturbs its registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.registry import RegistryServer, start_registry
+
+
+def _session_registry(
+    tmp_path_factory: pytest.TempPathFactory, kind: str
+) -> Iterator[RegistryServer]:
+    server = start_registry(kind, tmp_path_factory.mktemp(f"registry-{kind}"))
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def registry_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    yield from _session_registry(tmp_path_factory, "http")
+
+
+@pytest.fixture(scope="session")
+def registry_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    yield from _session_registry(tmp_path_factory, "https")
+
+
+@pytest.fixture(scope="session")
+def registry_basic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    yield from _session_registry(tmp_path_factory, "basic")
+
+
+@pytest.fixture(scope="session")
+def registry_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    yield from _session_registry(tmp_path_factory, "token")
+
+
+@pytest.fixture
+def make_registry(tmp_path: Path) -> Iterator[Callable[..., RegistryServer]]:
+    """`make_registry(kind, tls=None)`: a fresh registry, stopped when the test ends."""
+    started: list[RegistryServer] = []
+
+    def make(kind: str, *, tls: bool | None = None) -> RegistryServer:
+        server = start_registry(kind, tmp_path / f"registry-{len(started)}-{kind}", tls=tls)
+        started.append(server)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in started:
+            server.close()
+
+
+@pytest.fixture
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh HOME with no credentials or certificates from the machine leaking in."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    # XDG_CONFIG_HOME too: newer containers/image reads auth.json under it.
+    for name in ("REGISTRY_AUTH_FILE", "DOCKER_CONFIG", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    return home
