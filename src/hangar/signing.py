@@ -22,15 +22,7 @@ from hangar import __version__, output
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
 from hangar.jobs import ImageResult
-from hangar.manifest import (
-    INDEX_TYPES,
-    OCI_MANIFEST,
-    Descriptor,
-    config_descriptor,
-    config_platform,
-    index_entries,
-    platform_matches,
-)
+from hangar.manifest import OCI_MANIFEST
 from hangar.reference import Reference
 from hangar.registry.client import Manifest, RegistryClient
 from hangar.registry.errors import NotFoundError
@@ -46,6 +38,7 @@ from hangar.sigstore.attachment import (
 )
 from hangar.sigstore.keys import PrivateKey
 from hangar.sigstore.payload import build_payload, parse_payload
+from hangar.targets import Target, select_targets
 
 IdentityMode = Literal["tag", "digest", "repository"]
 MAX_MERGE_ATTEMPTS = 8
@@ -59,14 +52,6 @@ class SignOptions:
     identity_mode: IdentityMode = "tag"
     sign_index: bool = True
     force: bool = False
-
-
-@dataclass(frozen=True)
-class Target:
-    """One digest to sign, and what it is (a platform, or the index)."""
-
-    digest: str
-    label: str
 
 
 @dataclass
@@ -122,36 +107,20 @@ class Signer:
         ref = entry.reference
         assert ref is not None
         manifest = await self.client.get_manifest(ref)
-        targets = await self._targets(ref, manifest)
+        options = self.options
+        targets = await select_targets(
+            self.client,
+            ref,
+            manifest,
+            options.oses,
+            options.arches,
+            include_index=options.sign_index,
+        )
         if not targets:
             wanted = f"{','.join(self.options.oses)}/{','.join(self.options.arches)}"
             output.info(f"no matching platform ({wanted}), skipped [{ref}]", image=number)
             return ImageResult("skipped", "no matching platform, skipped")
         return await self._sign_targets(ref, targets, number)
-
-    async def _targets(self, ref: Reference, manifest: Manifest) -> list[Target]:
-        if manifest.media_type in INDEX_TYPES:
-            chosen = [
-                Target(entry.digest, str(entry.platform))
-                for entry in index_entries(manifest.data)
-                if self._wanted(entry)
-            ]
-            if chosen and self.options.sign_index:
-                chosen.append(Target(manifest.digest, "index"))
-            return chosen
-        config = config_descriptor(manifest.data)
-        blob = await self.client.get_blob(
-            ref.registry, ref.repository, config.digest, max_size=MAX_SIGNATURE_BLOB
-        )
-        platform = config_platform(blob)
-        if platform_matches(platform, self.options.oses, self.options.arches):
-            return [Target(manifest.digest, str(platform))]
-        return []
-
-    def _wanted(self, entry: Descriptor) -> bool:
-        if entry.is_attestation or entry.media_type in INDEX_TYPES:
-            return False
-        return platform_matches(entry.platform, self.options.oses, self.options.arches)
 
     async def _sign_targets(
         self, ref: Reference, targets: list[Target], number: int
@@ -313,7 +282,6 @@ class Signer:
 def _has_layer(attachment: Attachment, layer_digest: str, new: NewSignature) -> bool:
     annotation = base64.b64encode(new.signature).decode()
     return any(
-        layer.digest == layer_digest
-        and layer.annotations.get(SIGNATURE_ANNOTATION) == annotation
+        layer.digest == layer_digest and layer.annotations.get(SIGNATURE_ANNOTATION) == annotation
         for layer in attachment.layers
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from hangar import output
-from hangar.cli._args import Duration, split_list, tls_verify_option
+from hangar.cli._args import list_options, split_list
 from hangar.cli._run import (
     checked_jobs,
     ensure_logins,
@@ -36,62 +36,6 @@ Global Flags:
       --insecure-policy   run Hangar without policy check (hangar reads no policy.json;
                           accepted for compatibility)
 """
-
-
-def list_options(func):
-    """Flags `sign` and `sign validate` share, spelled as in the seed."""
-    decorators = [
-        click.option("-f", "--file", "file", metavar="FILE", help="image list file"),
-        click.option(
-            "-a",
-            "--arch",
-            "arch",
-            multiple=True,
-            default=("amd64,arm64",),
-            show_default="amd64,arm64",
-            help="architecture list of images (comma-separated, repeatable; arm/v7 selects "
-            "a variant)",
-        ),
-        click.option(
-            "--os",
-            "os_",
-            multiple=True,
-            default=("linux",),
-            show_default="linux",
-            help="OS list of images",
-        ),
-        click.option("--registry", help="override all image registry URL in image list"),
-        click.option("--project", help="override all image projects in image list"),
-        click.option(
-            "-j",
-            "--jobs",
-            type=int,
-            default=1,
-            show_default=True,
-            help="worker number, sign images parallelly (1-20)",
-        ),
-        click.option(
-            "-o",
-            "--failed",
-            "failed",
-            default="sign-failed.txt",
-            show_default=True,
-            help="file name of the sign failed image list",
-        ),
-        click.option(
-            "--timeout",
-            type=Duration(),
-            default="10m0s",
-            show_default=True,
-            help="timeout when sign each images (Go duration: 90s, 10m0s, 1h30m)",
-        ),
-        tls_verify_option,
-        click.option("--authfile", metavar="FILE", help="auth.json to read credentials from"),
-        click.option("--report", metavar="FILE", help="write a JSON report of every digest"),
-    ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
 
 
 @click.group(

@@ -1,0 +1,65 @@
+"""Which digests of an image line to sign or validate: the platform manifests that pass
+--os/--arch (attestation entries never do), and the index itself when asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hangar.manifest import (
+    INDEX_TYPES,
+    Descriptor,
+    config_descriptor,
+    config_platform,
+    index_entries,
+    platform_matches,
+)
+from hangar.reference import Reference
+from hangar.registry.client import Manifest, RegistryClient
+from hangar.sigstore.attachment import MAX_SIGNATURE_BLOB
+
+
+@dataclass(frozen=True)
+class Target:
+    """One digest, and what it is: a platform (`linux/amd64`) or `index`."""
+
+    digest: str
+    label: str
+
+    @property
+    def is_index(self) -> bool:
+        return self.label == "index"
+
+
+def _wanted(entry: Descriptor, oses: list[str], arches: list[str]) -> bool:
+    if entry.is_attestation or entry.media_type in INDEX_TYPES:
+        return False
+    return platform_matches(entry.platform, oses, arches)
+
+
+async def select_targets(
+    client: RegistryClient,
+    ref: Reference,
+    manifest: Manifest,
+    oses: list[str],
+    arches: list[str],
+    *,
+    include_index: bool,
+) -> list[Target]:
+    """The digests to work on; empty when no platform matches (the caller skips the image)."""
+    if manifest.media_type in INDEX_TYPES:
+        chosen = [
+            Target(entry.digest, str(entry.platform))
+            for entry in index_entries(manifest.data)
+            if _wanted(entry, oses, arches)
+        ]
+        if chosen and include_index:
+            chosen.append(Target(manifest.digest, "index"))
+        return chosen
+    config = config_descriptor(manifest.data)
+    blob = await client.get_blob(
+        ref.registry, ref.repository, config.digest, max_size=MAX_SIGNATURE_BLOB
+    )
+    platform = config_platform(blob)
+    if platform_matches(platform, oses, arches):
+        return [Target(manifest.digest, str(platform))]
+    return []
