@@ -1,0 +1,157 @@
+"""`hangar generate-sigstore-key`: a new key pair, PREFIX.key (encrypted) and PREFIX.pub.
+
+The crypto modules are imported inside the command so that `hangar --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+
+import click
+
+from hangar import output
+from hangar.errors import KeyFileError
+
+PRIVATE_MODE = 0o600
+PUBLIC_MODE = 0o644
+
+EXAMPLES = """\b
+Examples:
+# Ask for the passphrase twice on the terminal, write sigstore.key and sigstore.pub.
+hangar generate-sigstore-key
+
+\b
+# In a script: read the passphrase from a file, overwrite existing files.
+hangar generate-sigstore-key --prefix release --passphrase-file ./passphrase.txt -y
+"""
+
+
+@click.command(
+    "generate-sigstore-key",
+    epilog=EXAMPLES,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option(
+    "-p",
+    "--prefix",
+    default="sigstore",
+    show_default=True,
+    metavar="PREFIX",
+    help="write the key pair to PREFIX.key and PREFIX.pub",
+)
+@click.option(
+    "--passphrase-file",
+    metavar="FILE",
+    help="read the passphrase from FILE (surrounding white space trimmed); otherwise "
+    "$COSIGN_PASSWORD when set, otherwise it is asked twice on the terminal",
+)
+@click.option(
+    "-y",
+    "--auto-yes/--no-auto-yes",
+    default=False,
+    help="overwrite existing PREFIX.key / PREFIX.pub without asking",
+)
+def generate_sigstore_key(prefix: str, passphrase_file: str | None, auto_yes: bool) -> None:
+    """Generate a sigstore key pair (PREFIX.key, PREFIX.pub).
+
+    The private key is ECDSA P-256, encrypted with the passphrase as cosign and skopeo write
+    it (ENCRYPTED COSIGN PRIVATE KEY, scrypt + NaCl secretbox); cosign, skopeo, podman and
+    hangar sign all read it. PREFIX.key gets mode 0600, PREFIX.pub 0644.
+    """
+    from hangar.sigstore.keys import generate_key_pair
+    from hangar.sigstore.passphrase import read_new_passphrase
+
+    key_path, pub_path = _target_paths(prefix)
+    _confirm_overwrite([key_path, pub_path], auto_yes)
+    secret = read_new_passphrase(passphrase_file)
+    private_pem, public_pem = generate_key_pair(secret)
+    _write_files([(key_path, private_pem, PRIVATE_MODE), (pub_path, public_pem, PUBLIC_MODE)])
+    output.info(f"Private key written to {key_path}")
+    output.info(f"Public key written to {pub_path}")
+
+
+def _target_paths(prefix: str) -> tuple[str, str]:
+    if not prefix or not os.path.basename(prefix):
+        raise click.UsageError(f'invalid --prefix "{prefix}": it must end in a file name')
+    directory = os.path.dirname(prefix) or "."
+    if not os.path.isdir(directory):
+        raise KeyFileError(
+            f"cannot write {prefix}.key: directory {directory} does not exist",
+            hint="create it first, or choose another --prefix",
+        )
+    return f"{prefix}.key", f"{prefix}.pub"
+
+
+def _confirm_overwrite(paths: list[str], auto_yes: bool) -> None:
+    """Ask before replacing a key pair: losing a private key loses every signature's key."""
+    from hangar.sigstore.passphrase import stdin_is_terminal
+
+    existing = [path for path in paths if os.path.lexists(path)]
+    for path in existing:
+        if os.path.isdir(path):
+            raise KeyFileError(f"{path} is a directory", hint="choose another --prefix")
+    if not existing or auto_yes:
+        return
+    names = " and ".join(existing)
+    verb = "exists" if len(existing) == 1 else "exist"
+    if not stdin_is_terminal():
+        raise KeyFileError(
+            f"{names} already {verb}; not overwriting without confirmation",
+            hint="pass -y to overwrite, or choose another --prefix",
+        )
+    if not click.confirm(f"{names} already {verb}. Overwrite?", default=False, err=True):
+        raise KeyFileError(
+            f"kept the existing {names}; no key written", hint="choose another --prefix"
+        )
+
+
+def _write_files(files: list[tuple[str, bytes, int]]) -> None:
+    """Stage every file completely (fsynced) before renaming any, so that a crash leaves
+    either the old files or whole new ones, never half a key."""
+    staged: list[tuple[str, str]] = []
+    current = files[0][0]
+    try:
+        for current, data, mode in files:
+            staged.append((_stage(current, data, mode), current))
+        for temp, current in staged:
+            os.replace(temp, current)
+        _fsync_directory(os.path.dirname(current) or ".")
+    except OSError as exc:
+        raise KeyFileError(
+            f"cannot write {current}: {exc.strerror or exc}",
+            hint="check the directory's permissions and free space",
+        ) from None
+    finally:
+        for temp, _ in staged:
+            _remove_quietly(temp)
+
+
+def _stage(path: str, data: bytes, mode: int) -> str:
+    """A temp file beside `path` holding `data`, with its final mode from the start."""
+    directory = os.path.dirname(path) or "."
+    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)  # mkstemp creates 0600; set the final mode before any byte
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        _remove_quietly(temp)
+        raise
+    return temp
+
+
+def _fsync_directory(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
