@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from hangar.sigstore.keys import load_public_key, read_signing_key
 from tests.sigstore.test_keys import check_generated_pair
 from tests.sigstore.test_passphrase import clean_env, run_in_pty
 
-HANGAR = "/work/main/.venv/bin/hangar"
+HANGAR = str(Path(sys.executable).parent / "hangar")
 
 
 def hangar(

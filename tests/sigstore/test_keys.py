@@ -31,8 +31,9 @@ from hangar.sigstore.keys import (
     load_public_key_bytes,
     read_signing_key,
 )
+from tests.support import paths
 
-VECTORS = Path("/work/shared/vectors")
+VECTORS = paths.VECTORS
 CIMAGE_KEYS = VECTORS / "cimage-keys"
 COSIGN_KEYS = VECTORS / "cosign-keys"
 ATTACHMENT = VECTORS / "cimage-attachment"

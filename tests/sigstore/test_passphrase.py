@@ -26,7 +26,9 @@ from hangar.sigstore.passphrase import (
 )
 
 PYTHON = sys.executable
-CIMAGE_KEYS = Path("/work/shared/vectors/cimage-keys")
+from tests.support import paths  # noqa: E402
+
+CIMAGE_KEYS = paths.VECTORS / "cimage-keys"
 
 # Reads a key with the whole policy, printing errors as the CLI does (one line, exit 1).
 READ_KEY_SCRIPT = """
@@ -45,6 +47,7 @@ NEW_PASSPHRASE_SCRIPT = """
 import sys
 from hangar.errors import HangarError
 from hangar.sigstore.passphrase import read_new_passphrase
+from tests.support import paths
 try:
     secret = read_new_passphrase(None)
 except HangarError as exc:

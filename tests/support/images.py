@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from tests.support import paths
 from tests.support.http import push_blob, put_manifest, sha256_digest
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ IMAGE_KINDS = (
 DEFAULT_MULTI_PLATFORMS = ("linux/amd64", "linux/arm64", "linux/arm/v7", "windows/amd64")
 ATTESTED_PLATFORMS = ("linux/amd64", "linux/arm64")
 
-VECTOR_ATTACHMENT = Path("/work/shared/vectors/cimage-attachment")
+VECTOR_ATTACHMENT = paths.VECTORS / "cimage-attachment"
 
 
 @dataclass

@@ -1,0 +1,13 @@
+"""Where the shared test data lives: `../shared` beside the checkout (as CI lays it out)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"
+if not SHARED.is_dir():
+    SHARED = Path("/work/shared")
+VECTORS = SHARED / "vectors"
+CIMAGE_SOURCE = Path("/usr/share/gocode/src/github.com/containers/image")
+CIMAGE_FIXTURES = CIMAGE_SOURCE / "signature" / "fixtures"
