@@ -68,6 +68,11 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     # XDG_CONFIG_HOME too: newer containers/image reads auth.json under it.
-    for name in ("REGISTRY_AUTH_FILE", "DOCKER_CONFIG", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME"):
+    for name in ("REGISTRY_AUTH_FILE", "DOCKER_CONFIG", "XDG_CONFIG_HOME", "COSIGN_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
+    # Set, not unset: unset, c/image's chain falls back to /run/containers/<uid>/auth.json,
+    # where a root `podman login` on this machine would leak into the tests.
+    runtime = home / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     return home
