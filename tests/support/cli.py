@@ -1,0 +1,173 @@
+"""Run the real `hangar` command, and check what it wrote with code independent of hangar.
+
+The checks read the registry with tests/support/http.py and verify signatures with
+`cryptography` directly, field by field against interop.md, so a bug in hangar's own
+attachment or payload code cannot hide itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.support import http
+from tests.support.registry import RegistryServer
+
+HANGAR = str(Path(sys.executable).parent / "hangar")
+from tests.support.paths import VECTORS  # noqa: E402
+
+KEY1 = VECTORS / "cimage-keys" / "key1.private"
+KEY1_PUB = VECTORS / "cimage-keys" / "key1.pub"
+KEY1_PASS = VECTORS / "cimage-keys" / "key1.passphrase"
+KEY2 = VECTORS / "cimage-keys" / "key2.private"
+KEY2_PUB = VECTORS / "cimage-keys" / "key2.pub"
+KEY2_PASS = VECTORS / "cimage-keys" / "key2.passphrase"
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+ANNOTATION = "dev.cosignproject.cosign/signature"
+
+
+def hangar_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "REGISTRY_AUTH_FILE",
+            "DOCKER_CONFIG",
+            "XDG_RUNTIME_DIR",
+            "XDG_CONFIG_HOME",
+            "COSIGN_PASSWORD",
+        )
+    }
+    env["HOME"] = str(home)
+    env["XDG_RUNTIME_DIR"] = str(home / "run")
+    env.update(extra)
+    return env
+
+
+def run_hangar(
+    args: list[str], home: Path, *, cwd: Path | None = None, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HANGAR, *args],
+        env=hangar_env(home, **env),
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def sign_args(
+    list_file: Path,
+    server: RegistryServer,
+    *extra: str,
+    key: Path = KEY1,
+    passphrase: Path = KEY1_PASS,
+) -> list[str]:
+    args = [
+        "sign",
+        "-f",
+        str(list_file),
+        "-k",
+        str(key),
+        "--sigstore-passphrase-file",
+        str(passphrase),
+    ]
+    if server.scheme == "http":
+        args.append("--tls-verify=false")
+    return [*args, *extra]
+
+
+@dataclass
+class SignatureLayer:
+    descriptor: dict
+    payload: bytes
+    document: dict
+    signature: bytes
+
+
+def verify_with(public_key_pem: Path, signature: bytes, payload: bytes) -> bool:
+    key = serialization.load_pem_public_key(public_key_pem.read_bytes())
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    try:
+        key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def read_attachment(server: RegistryServer, repo: str, digest: str) -> tuple[dict, dict, list]:
+    """The `.sig` manifest, its config and its layers (payload bytes checked against digests)."""
+    tag = "sha256-" + digest.split(":", 1)[1] + ".sig"
+    data = http.get_manifest(server, repo, tag)[0]
+    manifest = json.loads(data)
+    config_bytes = http.get_blob(server, repo, manifest["config"]["digest"])
+    assert "sha256:" + hashlib.sha256(config_bytes).hexdigest() == manifest["config"]["digest"]
+    layers = []
+    for descriptor in manifest["layers"]:
+        payload = http.get_blob(server, repo, descriptor["digest"])
+        assert "sha256:" + hashlib.sha256(payload).hexdigest() == descriptor["digest"]
+        assert descriptor["size"] == len(payload)
+        signature = base64.b64decode(descriptor["annotations"][ANNOTATION], validate=True)
+        layers.append(SignatureLayer(descriptor, payload, json.loads(payload), signature))
+    return manifest, json.loads(config_bytes), layers
+
+
+def check_hangar_attachment(
+    server: RegistryServer, repo: str, digest: str, identity: str, public_key: Path
+) -> list[SignatureLayer]:
+    """Assert every field interop.md fixes for an attachment hangar wrote; return its layers."""
+    manifest, config, layers = read_attachment(server, repo, digest)
+    assert manifest["schemaVersion"] == 2
+    assert manifest["mediaType"] == OCI_MANIFEST
+    assert manifest["config"]["mediaType"] == OCI_CONFIG
+    assert config["rootfs"]["type"] == "layers"
+    assert config["rootfs"]["diff_ids"] == [layer.descriptor["digest"] for layer in layers]
+    ours = [layer for layer in layers if verify_with(public_key, layer.signature, layer.payload)]
+    assert ours, f"no layer of {digest}'s attachment verifies with {public_key.name}"
+    for layer in ours:
+        assert layer.descriptor["mediaType"] == SIMPLESIGNING
+        check_payload(layer.payload, identity, digest)
+    return layers
+
+
+def check_payload(payload: bytes, identity: str, digest: str) -> dict:
+    document = json.loads(payload)
+    assert list(document) == ["critical", "optional"]
+    critical = document["critical"]
+    assert list(critical) == ["identity", "image", "type"]
+    assert critical == {
+        "identity": {"docker-reference": identity},
+        "image": {"docker-manifest-digest": digest},
+        "type": "cosign container image signature",
+    }
+    optional = document["optional"]
+    assert set(optional) == {"creator", "timestamp"}
+    assert optional["creator"].startswith("hangar ")
+    assert isinstance(optional["timestamp"], int)
+    # compact, as c/image writes it
+    assert payload == json.dumps(document, separators=(",", ":")).encode()
+    return document
+
+
+def signed_tags(server: RegistryServer, repo: str) -> set[str]:
+    return {tag for tag in http.list_tags(server, repo) if tag.endswith(".sig")}
+
+
+def sig_tag(digest: str) -> str:
+    return "sha256-" + digest.split(":", 1)[1] + ".sig"
