@@ -363,8 +363,9 @@ def test_isolated_home_and_helpers(
     isolated_home: Path, registry_https: RegistryServer, registry_basic: RegistryServer
 ) -> None:
     assert os.environ["HOME"] == str(isolated_home)
-    for name in ("REGISTRY_AUTH_FILE", "DOCKER_CONFIG", "XDG_RUNTIME_DIR"):
+    for name in ("REGISTRY_AUTH_FILE", "DOCKER_CONFIG", "XDG_CONFIG_HOME"):
         assert name not in os.environ
+    assert os.environ["XDG_RUNTIME_DIR"] == str(isolated_home / "run")
     installed = registry_https.install_ca(isolated_home)
     assert installed == (
         isolated_home / ".config/containers/certs.d" / registry_https.host / "ca.crt"
