@@ -7,6 +7,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -331,6 +332,10 @@ def test_without_a_client_certificate_the_server_refuses(home, pki, mtls_server)
     except (ssl.SSLError, OSError):
         answer = b""
     assert answer == b""
+    # The server thread records its side of the failed handshake just after the client's.
+    deadline = time.monotonic() + 5
+    while not mtls_server.errors and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert mtls_server.errors  # the server rejected the handshake
 
 
