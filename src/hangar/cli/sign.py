@@ -108,9 +108,9 @@ def _sign(**flags) -> int:
         sign_index=flags["sign_index"],
         force=flags["force"],
     )
-    summary = asyncio.run(_sign_run(file, key, options, jobs, total, registries, flags))
+    summary, lost = asyncio.run(_sign_run(file, key, options, jobs, total, registries, flags))
     print_summary(summary, "sign", "signatures", Path(flags["failed"]))
-    return exit_code(summary)
+    return exit_code(summary) or (1 if lost else 0)
 
 
 async def _sign_run(file, key, options, jobs, total, registries, flags):
@@ -142,8 +142,11 @@ async def _sign_run(file, key, options, jobs, total, registries, flags):
         )
         lost = await signer.confirm()
         for ref in lost:
-            output.error(f"{ref}: signature could not be restored after a concurrent write")
-        return summary
+            output.error(
+                f"{ref}: another writer replaced this attachment and ours could not be restored; "
+                "run the same command again (signatures already present are kept)"
+            )
+        return summary, lost
 
 
 def _register_validate() -> None:
