@@ -287,9 +287,11 @@ class Runner:
     def _finish(self, entry: ListEntry, number: int, result: ImageResult, log: bool = True) -> None:
         self.summary.add(result.status, result.signatures)
         if result.status == "failed":
-            self.failed.add(entry.text)
+            # A line too long to keep has no text: a comment says so, and a retry skips it.
+            self.failed.add(entry.text or f"# {result.message} (not copied)")
             if log:
-                output.error(f"{entry.text}: {result.message}", image=number or None)
+                label = f"{entry.text}: " if entry.text else ""
+                output.error(f"{label}{result.message}", image=number or None)
         self.report.add(
             {
                 "line": entry.line_number,

@@ -157,35 +157,47 @@ class Signer:
             return await self._write_signature(sig_ref, target.digest, identity)
 
     async def _write_signature(self, sig_ref: Reference, digest: str, identity: str) -> str:
-        new: NewSignature | None = None
-        layer_digest = ""
+        current = await self._fetch(sig_ref)
+        attachment = parse_attachment(current.data) if current else None
+        skip_check = attachment is None or self.options.force
+        if not skip_check and await self._already_signed(sig_ref, attachment, digest, identity):
+            return "already-signed"
+        new = self._new_signature(identity, digest)
+        # A fresh payload (its timestamp, our key) is new content: no HEAD first.
+        layer_digest = await self.client.push_blob(
+            sig_ref.registry, sig_ref.repository, new.payload, check_exists=False
+        )
+        put_digest = await self._merge_in(sig_ref, new, layer_digest, known=(current,))
+        self.written.append(_Written(sig_ref, put_digest, layer_digest, new))
+        return "signed"
+
+    async def _merge_in(
+        self,
+        sig_ref: Reference,
+        new: NewSignature,
+        layer_digest: str,
+        *,
+        known: tuple[Manifest | None] | None = None,
+    ) -> str:
+        """Write `new` into the tag until the tag holds it; returns the digest that does.
+
+        `known` is the tag's content if it was just read (saves a GET).
+        """
         for attempt in range(MAX_MERGE_ATTEMPTS):
-            current = await self._fetch(sig_ref)
+            current = known[0] if known and attempt == 0 else await self._fetch(sig_ref)
             attachment = parse_attachment(current.data) if current else None
-            if new is None:
-                if (
-                    attachment
-                    and not self.options.force
-                    and await self._already_signed(sig_ref, attachment, digest, identity)
-                ):
-                    return "already-signed"
-                new = self._new_signature(identity, digest)
-                layer_digest = await self.client.push_blob(
-                    sig_ref.registry, sig_ref.repository, new.payload
-                )
-            elif attachment and _has_layer(attachment, layer_digest, new):
-                return "signed"  # an earlier attempt landed after all
+            if current and attachment and _has_layer(attachment, layer_digest, new):
+                return current.digest  # already there (an earlier attempt landed after all)
             put_digest = await self._put_merged(sig_ref, current, attachment, new)
             if put_digest is None:
                 output.debug(f"{sig_ref}: changed before our write, merging again ({attempt + 1})")
                 continue
             if await self._landed(sig_ref, put_digest, layer_digest, new):
-                self.written.append(_Written(sig_ref, put_digest, layer_digest, new))
-                return "signed"
+                return put_digest
             output.debug(f"{sig_ref}: replaced by another writer, merging again ({attempt + 1})")
         raise HangarError(
-            f"could not write the signature of {sig_ref.name}@{digest}: the tag {sig_ref.tag} "
-            f"kept changing under {MAX_MERGE_ATTEMPTS} concurrent writes",
+            f"could not write the signature of {sig_ref.name} to tag {sig_ref.tag}: it kept "
+            f"changing under {MAX_MERGE_ATTEMPTS} concurrent writes",
             hint="run the command again; signatures already written are kept",
         )
 
@@ -211,7 +223,10 @@ class Signer:
                 max_size=MAX_SIGNATURE_BLOB,
             )
         manifest_bytes, config_bytes = append_signatures(attachment, config, [new])
-        await self.client.push_blob(sig_ref.registry, sig_ref.repository, config_bytes)
+        # The config lists the new payload digest, so it is new content too.
+        await self.client.push_blob(
+            sig_ref.registry, sig_ref.repository, config_bytes, check_exists=False
+        )
         # Narrow the lost-update window: write only if the tag is still what we merged into.
         head = await self.client.head_manifest(sig_ref)
         if (head[0] if head else None) != (current.digest if current else None):
@@ -253,30 +268,27 @@ class Signer:
         payload = build_payload(identity, digest, creator=CREATOR, timestamp=int(time.time()))
         return NewSignature(payload=payload, signature=self.key.sign(payload))
 
-    async def confirm(self) -> list[str]:
-        """Check every tag written in this run once more; re-merge what another writer dropped.
-
-        Returns the references whose signature could not be restored.
+    async def confirm(self, concurrency: int = 8) -> list[str]:
+        """Check every tag written in this run once more; merge ours back where another
+        writer's stale read-modify-write dropped it. Returns the tags that could not be fixed.
         """
-        lost: list[str] = []
-        for item in self.written:
-            head = await self.client.head_manifest(item.sig_ref)
-            if head is not None and head[0] == item.manifest_digest:
-                continue
-            current = await self._fetch(item.sig_ref)
-            if current and _has_layer(parse_attachment(current.data), item.layer_digest, item.new):
-                continue
-            output.warn(f"{item.sig_ref}: our signature was replaced by another writer; restoring")
-            try:
-                async with self.locks.hold(f"{item.sig_ref.name}:{item.sig_ref.tag}"):
-                    attachment = parse_attachment(current.data) if current else None
-                    put = await self._put_merged(item.sig_ref, current, attachment, item.new)
-                if put is None:
-                    lost.append(str(item.sig_ref))
-            except HangarError as exc:
-                output.error(f"{item.sig_ref}: {exc}")
-                lost.append(str(item.sig_ref))
-        return lost
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def confirm_one(item: _Written) -> str | None:
+            async with semaphore:
+                head = await self.client.head_manifest(item.sig_ref)
+                if head is not None and head[0] == item.manifest_digest:
+                    return None
+                try:
+                    async with self.locks.hold(f"{item.sig_ref.name}:{item.sig_ref.tag}"):
+                        await self._merge_in(item.sig_ref, item.new, item.layer_digest)
+                except HangarError as exc:
+                    output.error(f"{item.sig_ref}: {exc}")
+                    return str(item.sig_ref)
+                return None
+
+        results = await asyncio.gather(*(confirm_one(item) for item in self.written))
+        return [ref for ref in results if ref is not None]
 
 
 def _has_layer(attachment: Attachment, layer_digest: str, new: NewSignature) -> bool:

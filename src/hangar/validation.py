@@ -8,6 +8,7 @@ rules of hangar.sigstore.verify, the same code the c/image fixtures are tested a
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ from hangar.imagelist import ListEntry
 from hangar.jobs import ImageResult
 from hangar.reference import Reference
 from hangar.registry.client import RegistryClient
-from hangar.registry.errors import NotFoundError
+from hangar.registry.errors import DigestMismatchError, NotFoundError, TooLargeError
 from hangar.sigstore.attachment import (
     MAX_SIGNATURE_BLOB,
     SIMPLESIGNING_MEDIA_TYPE,
@@ -36,6 +37,8 @@ from hangar.sigstore.keys import PublicKey
 from hangar.sigstore.verify import LayerVerdict, verify_layers
 from hangar.targets import Target, select_targets
 
+_BLOB_DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128}")
+
 
 @dataclass(frozen=True)
 class ValidateOptions:
@@ -52,6 +55,18 @@ class ValidateOptions:
         if self.accept_repository_identity:
             return match_repository
         return match_repo_digest_or_exact
+
+
+@dataclass(frozen=True)
+class FetchedBlob:
+    """A layer's payload bytes, or None with why the registry's answer could not be used."""
+
+    data: bytes | None
+    problem: str | None = None  # set when the client refused the bytes it received
+
+
+class AttachmentUnreadable(Exception):
+    """The `.sig` tag holds something that is not a signature attachment."""
 
 
 @dataclass
@@ -95,19 +110,29 @@ class Validator:
                 image=number,
             )
         if failures:
-            reasons = "; ".join(f"{c.target.label}: {c.reason}" for c in failures)
-            return ImageResult("failed", reasons, len(checks) - len(failures), details)
+            # The reasons are on the FAIL lines (and in the report); the runner prints this
+            # message once more for the image, so it only names what failed.
+            labels = ", ".join(check.target.label for check in failures)
+            message = f"{len(failures)} of {len(checks)} digest(s) not accepted ({labels})"
+            return ImageResult("failed", message, len(checks) - len(failures), details)
         output.info(f"PASS: [{ref}]", image=number)
         return ImageResult("passed", "", len(checks), details)
 
     async def _check(self, ref: Reference, target: Target) -> DigestCheck:
-        layers = await self._layers(ref, target.digest)
-        if layers is None:
+        try:
+            fetched = await self._layers(ref, target.digest)
+        except AttachmentUnreadable as exc:  # a verdict on this digest, not a run error
+            return DigestCheck(target, False, str(exc), [])
+        if fetched is None:
             return DigestCheck(target, False, "no signature", [])
+        layers = [(layer, blob.data) for layer, blob in fetched]
         image_reference = f"{ref.name}@{target.digest}"
         verdicts = verify_layers(
             target.digest, layers, self.keys, self.rule, image_reference=image_reference
         )
+        for verdict, (_, blob) in zip(verdicts, fetched, strict=True):
+            if blob.problem is not None and not verdict.accepted:
+                verdict.reason = blob.problem  # more precise than "missing"
         if not any(verdict.accepted for verdict in verdicts):
             return DigestCheck(target, False, _summarize(verdicts), verdicts)
         if self.options.require_tag_identity and not target.is_index:
@@ -138,26 +163,49 @@ class Validator:
 
     async def _layers(
         self, ref: Reference, digest: str
-    ) -> list[tuple[SignatureLayer, bytes | None]] | None:
+    ) -> list[tuple[SignatureLayer, FetchedBlob]] | None:
+        """The attachment's layers with their payload blobs; None when there is no `.sig`."""
         sig_ref = ref.with_tag(signature_tag(digest))
         try:
             manifest = await self.client.get_manifest(sig_ref)
         except NotFoundError:
             return None
-        attachment = parse_attachment(manifest.data)
+        try:
+            attachment = parse_attachment(manifest.data)
+        except HangarError as exc:
+            raise AttachmentUnreadable(f"unreadable signature attachment: {exc.message}") from None
         payloads = await asyncio.gather(*(self._payload(ref, layer) for layer in attachment.layers))
         return list(zip(attachment.layers, payloads, strict=True))
 
-    async def _payload(self, ref: Reference, layer: SignatureLayer) -> bytes | None:
+    async def _payload(self, ref: Reference, layer: SignatureLayer) -> FetchedBlob:
+        """The layer's payload blob. A missing, corrupt or oversized blob rejects this layer
+        only; any other registry error (auth, network) fails the image, as in c/image."""
         if layer.media_type != SIMPLESIGNING_MEDIA_TYPE or layer.size > MAX_SIGNATURE_BLOB:
-            return None
+            return FetchedBlob(None)  # verify_layer says why, without a fetch
+        if not _BLOB_DIGEST.fullmatch(layer.digest):  # never put such text in a URL
+            return FetchedBlob(
+                None, f"layer digest {layer.digest!r} is not a sha256, sha384 or sha512 digest"
+            )
         try:
-            return await self.client.get_blob(
+            data = await self.client.get_blob(
                 ref.registry, ref.repository, layer.digest, max_size=MAX_SIGNATURE_BLOB
             )
-        except HangarError as exc:  # a missing or corrupt blob rejects this layer only
+        except NotFoundError:
+            return FetchedBlob(None)  # verify_layer: "payload blob ... is missing"
+        except DigestMismatchError as exc:
             output.debug(f"{ref.name}: signature blob {layer.digest}: {exc}")
-            return None
+            return FetchedBlob(
+                None,
+                f"blob does not match its digest {layer.digest} (the registry sent other bytes)",
+            )
+        except TooLargeError as exc:
+            output.debug(f"{ref.name}: signature blob {layer.digest}: {exc}")
+            return FetchedBlob(
+                None,
+                f"payload blob {layer.digest} is over the {MAX_SIGNATURE_BLOB} byte limit "
+                f"(its descriptor says {layer.size} bytes)",
+            )
+        return FetchedBlob(data)
 
     def _record(self, check: DigestCheck) -> dict[str, Any]:
         return {

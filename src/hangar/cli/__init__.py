@@ -69,13 +69,12 @@ def cli(ctx: click.Context, debug: bool, insecure_policy: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:
-        args = normalize_argv(args)
-        cli.main(args=args, prog_name="hangar", standalone_mode=False)
+        cli.main(args=normalize_argv(args), prog_name="hangar", standalone_mode=False)
     except click.exceptions.Abort:
         output.error("aborted")
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        output.error(_click_error_line(exc, args))
         sys.exit(exc.exit_code)
     except HangarError as exc:
         output.error(str(exc))
@@ -85,3 +84,25 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
+
+
+def _click_error_line(exc: click.ClickException, args: list[str]) -> str:
+    """A usage error as one line, like every other error (click would print the usage block):
+    what is wrong, and where the flags are described. The exit code stays click's 2."""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    if not isinstance(exc, click.UsageError):
+        return message
+    command = exc.ctx.command_path if exc.ctx is not None else _command_path(args)
+    return f"{message} (see `{command} --help`)"
+
+
+def _command_path(args: list[str]) -> str:
+    """`hangar sign validate` from argv, for the errors click raises without a context
+    (a flag without its value, a Go-style boolean that is neither true nor false)."""
+    words = [arg for arg in args if not arg.startswith("-")][:2]
+    path = ["hangar"]
+    if words and words[0] in _COMMANDS:
+        path.append(words[0])
+        if words[0] == "sign" and words[1:] == ["validate"]:
+            path.append("validate")
+    return " ".join(path)

@@ -124,6 +124,25 @@ class Duration(click.ParamType):
         return seconds
 
 
+class Jobs(click.ParamType):
+    """A worker count. Out of range is the caller's business (the seed warns and uses 1);
+    not a number is a usage error that says what is expected."""
+
+    name = "integer"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+        if isinstance(value, int):
+            return value
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            self.fail(
+                f"{value!r} is not a valid integer: give the number of workers, 1 to 20",
+                param,
+                ctx,
+            )
+
+
 def format_duration(seconds: float) -> str:
     """Format seconds the way Go prints a duration (`10m0s`)."""
     whole = int(seconds)
@@ -183,7 +202,7 @@ def list_options(func):
         click.option(
             "-j",
             "--jobs",
-            type=int,
+            type=Jobs(),
             default=1,
             show_default=True,
             help="worker number, sign images parallelly (1-20)",

@@ -45,9 +45,17 @@ async def ensure_logins(client, registries: dict[str, str]) -> None:
     """Prompt for credentials where a registry needs them and none are stored (as the seed's
     tool does); elsewhere warn once, and each image fails with a `hangar login` hint."""
     from hangar.registry.credentials import store_credentials
+    from hangar.registry.errors import RegistryError
 
     for registry, repository in registries.items():
-        if not await client.requires_credentials(registry, repository):
+        try:
+            needs_login = await client.requires_credentials(registry, repository)
+        except RegistryError as exc:
+            # Unreachable, TLS, 5xx: every image of this registry fails with this error in the
+            # run, lands in the failed file, and the other registries still get signed.
+            output.debug(f"login check of registry {registry} failed: {exc}")
+            continue
+        if not needs_login:
             continue
         if not sys.stdin.isatty():
             output.warn(

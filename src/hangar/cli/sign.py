@@ -140,7 +140,7 @@ async def _sign_run(file, key, options, jobs, total, registries, flags):
             project=flags["project"],
             options=run_options,
         )
-        lost = await signer.confirm()
+        lost = await signer.confirm(concurrency=jobs)
         for ref in lost:
             output.error(
                 f"{ref}: another writer replaced this attachment and ours could not be restored; "
