@@ -13,9 +13,9 @@ import pytest
 
 from hangar.cli.login import login_target
 from hangar.registry.credentials import default_auth_file
-from tests.sigstore.test_passphrase import run_in_pty
 from tests.support.images import push_image
 from tests.support.registry import RegistryServer
+from tests.support.terminal import run_in_pty
 
 HANGAR = str(Path(sys.executable).parent / "hangar")
 

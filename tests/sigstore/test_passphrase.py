@@ -3,13 +3,8 @@ a no-echo prompt on a terminal, else a clear error. Terminal paths run in a real
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,9 +19,10 @@ from hangar.sigstore.passphrase import (
     read_new_passphrase,
     read_passphrase,
 )
+from tests.support import paths
+from tests.support.terminal import clean_env, run_in_pty
 
 PYTHON = sys.executable
-from tests.support import paths  # noqa: E402
 
 CIMAGE_KEYS = paths.VECTORS / "cimage-keys"
 
@@ -47,7 +43,6 @@ NEW_PASSPHRASE_SCRIPT = """
 import sys
 from hangar.errors import HangarError
 from hangar.sigstore.passphrase import read_new_passphrase
-from tests.support import paths
 try:
     secret = read_new_passphrase(None)
 except HangarError as exc:
@@ -55,61 +50,6 @@ except HangarError as exc:
     sys.exit(1)
 print("length", len(secret))
 """
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "COSIGN_PASSWORD"}
-    env.update(extra)
-    return env
-
-
-def run_in_pty(
-    argv: list[str],
-    answers: list[tuple[bytes, bytes]],
-    *,
-    env: dict[str, str],
-    cwd: Path,
-    timeout: float = 60.0,
-) -> tuple[int, bytes]:
-    """Run argv with a new pty as its controlling terminal and stdin/stdout/stderr. Each time
-    the output shows the next expected prompt, type its answer. Returns (exit code, output)."""
-    pid, master = pty.fork()
-    if pid == 0:  # child: exec at once, never return into pytest
-        try:
-            os.chdir(cwd)
-            os.execve(argv[0], argv, env)
-        finally:
-            os._exit(127)
-    output = b""
-    seen = 0
-    pending = list(answers)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            if pending and pending[0][0] in output[seen:]:
-                prompt, answer = pending.pop(0)
-                seen = output.index(prompt, seen) + len(prompt)
-                os.write(master, answer)
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                os.kill(pid, signal.SIGKILL)
-                raise AssertionError(f"timed out; output so far: {output!r}")
-            ready, _, _ = select.select([master], [], [], remaining)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-    finally:
-        os.close(master)
-        _, status = os.waitpid(pid, 0)
-    assert not pending, f"prompts never shown: {pending!r}; output: {output!r}"
-    return os.waitstatus_to_exitcode(status), output
 
 
 def make_key_file(directory: Path, passphrase: bytes, name: str = "k.key") -> Path:
