@@ -146,8 +146,10 @@ class Progress:
         if self._bar is not None:
             self._bar.start()
             self._task = self._bar.add_task("", total=None, signatures=0, rate="")
+            console = self._bar.console
+            # soft_wrap: a long log line must stay one line (copy-paste, grep), not be re-flowed.
             output.set_sink(
-                lambda line: self._bar.console.print(line, markup=False, highlight=False)
+                lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)
             )
         return self
 
