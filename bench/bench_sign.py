@@ -26,7 +26,6 @@ sys.path.insert(0, str(ROOT))
 
 from hangar.reference import parse_reference  # noqa: E402
 from hangar.registry.client import RegistryClient  # noqa: E402
-
 from tests.support.registry import start_registry  # noqa: E402
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
