@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support import http  # noqa: E402
 from tests.support.images import push_image  # noqa: E402
 from tests.support.registry import start_registry  # noqa: E402
 
@@ -94,7 +95,11 @@ def main() -> None:
             env,
             capture=True,
         )
-        print(f"\n[demo] sha256 of that output: sha256:{hashlib.sha256(raw.encode()).hexdigest()}")
+        reported = http.head_manifest(server, "cnrancher/hangar", "latest")
+        print(
+            f"\n[demo] sha256 of that output: sha256:{hashlib.sha256(raw.encode()).hexdigest()}"
+            f"\n[demo] digest the registry reports: {reported}"
+        )
         first = json.loads(raw)["manifests"][0]["digest"]
         sig_tag = first.replace(":", "-") + ".sig"
         run(
@@ -102,6 +107,7 @@ def main() -> None:
             env,
             capture=True,
         )
+        run(["inspect", f"docker://{server.host}/cnrancher/hangar:latest"], env)
         run(
             [
                 "sign",
