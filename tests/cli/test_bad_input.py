@@ -240,7 +240,7 @@ def test_usage_errors_are_one_line_and_exit_2(
         ),
     ],
 )
-def test_missing_required_flags(
+def test_missing_flags_and_bad_paths_are_usage_errors(
     home: Path, tmp_path: Path, subs: dict[str, str], case: str, args: list[str], needle: str
 ) -> None:
     list_file = write_list(tmp_path / "list", "127.0.0.1:1/ns/app:v1")

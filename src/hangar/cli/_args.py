@@ -223,7 +223,14 @@ def list_options(func):
             help="timeout when sign each images (Go duration: 90s, 10m0s, 1h30m)",
         ),
         tls_verify_option,
-        click.option("--authfile", metavar="FILE", help="auth.json to read credentials from"),
+        click.option(
+            "--authfile",
+            metavar="FILE",
+            # Checked up front: a registry that asks for no credentials never reads it, so a
+            # typo would otherwise go unnoticed.
+            type=click.Path(exists=True, dir_okay=False),
+            help="auth.json to read credentials from",
+        ),
         click.option("--report", metavar="FILE", help="write a JSON report of every digest"),
     ]
     for decorator in reversed(decorators):
