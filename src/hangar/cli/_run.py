@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from hangar import output
 from hangar.imagelist import iter_image_list
 from hangar.jobs import Runner, RunOptions, Summary, Worker
+
+if TYPE_CHECKING:
+    from hangar.registry.client import RegistryClient
 
 MAX_JOBS = 20
 
@@ -71,15 +75,29 @@ async def ensure_logins(client, registries: dict[str, str]) -> None:
         output.info(f"Login succeeded; credentials stored in {path}")
 
 
+def registry_client(flags: dict[str, Any], jobs: int) -> RegistryClient:
+    """One pooled client for the whole run, sized for the number of workers."""
+    from hangar.registry.client import RegistryClient
+
+    return RegistryClient(
+        tls_verify=flags["tls_verify"], authfile=flags["authfile"], max_connections=jobs * 4
+    )
+
+
 async def run_list(
-    path: str,
-    worker: Worker,
-    *,
-    registry: str | None,
-    project: str | None,
-    options: RunOptions,
+    worker: Worker, flags: dict[str, Any], *, jobs: int, total: int, verb: str
 ) -> Summary:
-    entries = iter_image_list(path, registry=registry, project=project)
+    """Stream the list of `--file` through `worker`, `jobs` at a time."""
+    options = RunOptions(
+        jobs=jobs,
+        timeout=flags["timeout"],
+        failed_path=Path(flags["failed"]),
+        report_path=Path(flags["report"]) if flags["report"] else None,
+        verb=verb,
+        total=total,
+    )
+    output.info(f"{verb} images of {flags['file']} with {jobs} worker(s)")
+    entries = iter_image_list(flags["file"], registry=flags["registry"], project=flags["project"])
     return await Runner(worker, options).run(entries)
 
 

@@ -15,6 +15,7 @@ from hangar.cli._run import (
     ensure_logins,
     exit_code,
     print_summary,
+    registry_client,
     require,
     run_list,
     scan_list,
@@ -108,38 +109,19 @@ def _sign(**flags) -> int:
         sign_index=flags["sign_index"],
         force=flags["force"],
     )
-    summary, lost = asyncio.run(_sign_run(file, key, options, jobs, total, registries, flags))
+    summary, lost = asyncio.run(_sign_run(key, options, jobs, total, registries, flags))
     print_summary(summary, "sign", "signatures", Path(flags["failed"]))
     return exit_code(summary) or (1 if lost else 0)
 
 
-async def _sign_run(file, key, options, jobs, total, registries, flags):
-    from hangar.jobs import RunOptions
-    from hangar.registry.client import RegistryClient
+async def _sign_run(key, options, jobs, total, registries, flags):
     from hangar.signing import Signer
 
-    async with RegistryClient(
-        tls_verify=flags["tls_verify"], authfile=flags["authfile"], max_connections=jobs * 4
-    ) as client:
+    async with registry_client(flags, jobs) as client:
         if not flags["skip_login"]:
             await ensure_logins(client, registries)
         signer = Signer(client, key, options)
-        run_options = RunOptions(
-            jobs=jobs,
-            timeout=flags["timeout"],
-            failed_path=Path(flags["failed"]),
-            report_path=Path(flags["report"]) if flags["report"] else None,
-            verb="Signing",
-            total=total,
-        )
-        output.info(f"Signing images of {file} with {jobs} worker(s)")
-        summary = await run_list(
-            file,
-            signer.sign_entry,
-            registry=flags["registry"],
-            project=flags["project"],
-            options=run_options,
-        )
+        summary = await run_list(signer.sign_entry, flags, jobs=jobs, total=total, verb="Signing")
         lost = await signer.confirm(concurrency=jobs)
         for ref in lost:
             output.error(

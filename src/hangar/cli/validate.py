@@ -8,9 +8,16 @@ from pathlib import Path
 
 import click
 
-from hangar import output
 from hangar.cli._args import list_options, split_list
-from hangar.cli._run import checked_jobs, exit_code, print_summary, require, run_list, scan_list
+from hangar.cli._run import (
+    checked_jobs,
+    exit_code,
+    print_summary,
+    registry_client,
+    require,
+    run_list,
+    scan_list,
+)
 
 
 @click.command(
@@ -77,33 +84,16 @@ def _validate(**flags) -> int:
         require_tag_identity=flags["require_tag_identity"],
         require_index_signature=flags["require_index_signature"],
     )
-    summary = asyncio.run(_validate_run(file, keys, options, jobs, total, flags))
+    summary = asyncio.run(_validate_run(keys, options, jobs, total, flags))
     print_summary(summary, "validate", "digests", Path(flags["failed"]))
     return exit_code(summary)
 
 
-async def _validate_run(file, keys, options, jobs, total, flags):
-    from hangar.jobs import RunOptions
-    from hangar.registry.client import RegistryClient
+async def _validate_run(keys, options, jobs, total, flags):
     from hangar.validation import Validator
 
-    async with RegistryClient(
-        tls_verify=flags["tls_verify"], authfile=flags["authfile"], max_connections=jobs * 4
-    ) as client:
+    async with registry_client(flags, jobs) as client:
         validator = Validator(client, keys, options)
-        run_options = RunOptions(
-            jobs=jobs,
-            timeout=flags["timeout"],
-            failed_path=Path(flags["failed"]),
-            report_path=Path(flags["report"]) if flags["report"] else None,
-            verb="Validating",
-            total=total,
-        )
-        output.info(f"Validating images of {file} with {jobs} worker(s)")
         return await run_list(
-            file,
-            validator.validate_entry,
-            registry=flags["registry"],
-            project=flags["project"],
-            options=run_options,
+            validator.validate_entry, flags, jobs=jobs, total=total, verb="Validating"
         )
