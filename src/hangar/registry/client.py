@@ -62,12 +62,18 @@ from hangar.registry.errors import (
     RegistryError,
     RegistryTimeoutError,
     ServerError,
+    StaleRequestError,
     TLSError,
     TooLargeError,
     UnreachableError,
     status_error,
 )
-from hangar.registry.retry import RetryPolicy, parse_retry_after, retryable_status
+from hangar.registry.retry import (
+    RetryPolicy,
+    base_delay_from_env,
+    parse_retry_after,
+    retryable_status,
+)
 
 __all__ = ["Manifest", "RegistryClient"]
 
@@ -133,6 +139,9 @@ class _Call:
     limit: int | None = None  # read at most this much of a 2xx body (None: all of it)
     follow_redirects: bool = False
     retries: int | None = None  # None: the client's policy
+    # time.monotonic() after which the request must not be sent (nor resent): its caller's
+    # precondition (a tag checked a moment ago) is too old by then.
+    deadline: float | None = None
 
 
 @dataclass(slots=True)
@@ -162,12 +171,14 @@ class RegistryClient:
         max_connections: int = 32,
         request_timeout: float = 60.0,
         retries: int = 5,
-        retry_base_delay: float = 0.5,
+        retry_base_delay: float | None = None,
     ) -> None:
         self.tls_verify = tls_verify
         self.authfile = authfile
         self.max_connections = max(1, max_connections)
         self.request_timeout = request_timeout
+        if retry_base_delay is None:  # $HANGAR_RETRY_BASE_DELAY, else 0.5 s
+            retry_base_delay = base_delay_from_env()
         self._policy = RetryPolicy(retries=max(0, retries), base_delay=retry_base_delay)
         self._session: aiohttp.ClientSession | None = None
         self._endpoints: dict[str, _Endpoint] = {}
@@ -273,8 +284,16 @@ class RegistryClient:
         manifest = await self.get_manifest(ref)
         return manifest.digest, manifest.media_type
 
-    async def put_manifest(self, ref: Reference, data: bytes, media_type: str) -> str:
-        """PUT under the reference's tag (or digest); returns the digest of `data`."""
+    async def put_manifest(
+        self, ref: Reference, data: bytes, media_type: str, *, deadline: float | None = None
+    ) -> str:
+        """PUT under the reference's tag (or digest); returns the digest of `data`.
+
+        `deadline` (time.monotonic()): no attempt is sent after it. Past it before the first
+        attempt: StaleRequestError; a retry that would start past it is not made, and the
+        failure of the last attempt is raised. A read-modify-write uses it so that its write
+        never leaves long after its check.
+        """
         digest = sha256_digest(data)
         if ref.digest and ref.digest != digest:
             raise DigestMismatchError(
@@ -290,6 +309,7 @@ class RegistryClient:
             f"image {ref}",
             headers={"Content-Type": media_type},
             data=data,
+            deadline=deadline,
         )
         # Safe to retry: a PUT of the same bytes under the same name is idempotent.
         response = await self._request(call)
@@ -486,20 +506,25 @@ class RegistryClient:
             try:
                 response = await send()
             except (aiohttp.ClientError, TimeoutError) as exc:
-                if attempt >= retries or not _transient(exc, first_contact):
+                delay = self._policy.delay(attempt + 1)
+                if (
+                    attempt >= retries
+                    or not _transient(exc, first_contact)
+                    or _after_deadline(call, delay)
+                ):
                     raise self._connection_error(exc, host, call) from exc
                 attempt += 1
-                delay = self._policy.delay(attempt)
                 output.debug(f"{call.method} {host}: {_describe(exc)}; retry in {delay:.2f}s")
                 await asyncio.sleep(delay)
                 continue
             if attempt < retries and retryable_status(response.status):
-                attempt += 1
                 wait = parse_retry_after(response.headers.get("Retry-After"))
-                delay = self._policy.delay(attempt, wait)
-                output.debug(f"{call.method} {host}: {response.status}; retry in {delay:.2f}s")
-                await asyncio.sleep(delay)
-                continue
+                delay = self._policy.delay(attempt + 1, wait)
+                if not _after_deadline(call, delay):
+                    attempt += 1
+                    output.debug(f"{call.method} {host}: {response.status}; retry in {delay:.2f}s")
+                    await asyncio.sleep(delay)
+                    continue
             response.attempts = attempt + 1
             return response
 
@@ -507,6 +532,12 @@ class RegistryClient:
         """One exchange, following redirects by hand so Authorization never leaves the
         registry's origin (distribution redirects blob reads to storage such as S3)."""
         session = self._session or self._open()
+        if call.deadline is not None and time.monotonic() > call.deadline:
+            # Checked here, after auth and backoff and just before the bytes leave.
+            raise StaleRequestError(
+                f"{call.method} {call.what} was not sent: its precondition is too old",
+                registry=call.registry,
+            )
         if call.path.startswith("/"):
             url = URL(endpoint.base + call.path, encoded=True)
         else:
@@ -1004,6 +1035,12 @@ def _digest_like(reference_digest: str, data: bytes) -> str:
         return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
     except ValueError:
         return sha256_digest(data)
+
+
+def _after_deadline(call: _Call, delay: float) -> bool:
+    """Would a retry after `delay` seconds start past the call's deadline? (The caller then
+    gets this attempt's failure, and decides anew.)"""
+    return call.deadline is not None and time.monotonic() + delay > call.deadline
 
 
 def _transient(exc: BaseException, first_contact: bool) -> bool:

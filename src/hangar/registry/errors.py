@@ -66,6 +66,10 @@ class ServerError(RegistryError):
     """5xx or 429 that persisted through every retry."""
 
 
+class StaleRequestError(RegistryError):
+    """A request with a deadline (put_manifest's) was not sent: the deadline had passed."""
+
+
 class TooLargeError(RegistryError):
     """A manifest or blob bigger than hangar accepts."""
 

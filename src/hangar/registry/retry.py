@@ -6,6 +6,8 @@ come back together; a server's `Retry-After` wins when it is given, within a cap
 
 from __future__ import annotations
 
+import math
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -13,6 +15,11 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 MAX_DELAY = 30.0
+DEFAULT_BASE_DELAY = 0.5
+# Seconds; the first backoff step (each later one doubles, up to MAX_DELAY). Tests set it low
+# to stay fast; an operator may raise it to ride out longer registry restarts. A server's
+# Retry-After is honoured as given, whatever this says.
+BASE_DELAY_ENV = "HANGAR_RETRY_BASE_DELAY"
 
 # 501 and 505 say the server will never do it: retrying cannot help.
 _NOT_RETRYABLE_5XX = frozenset({501, 505})
@@ -21,7 +28,7 @@ _NOT_RETRYABLE_5XX = frozenset({501, 505})
 @dataclass(frozen=True)
 class RetryPolicy:
     retries: int = 5  # attempts after the first one
-    base_delay: float = 0.5
+    base_delay: float = DEFAULT_BASE_DELAY
     max_delay: float = MAX_DELAY
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
@@ -32,6 +39,24 @@ class RetryPolicy:
         # Full jitter, but never less than half the step: a retry that comes back at once is
         # likely to meet the same overload.
         return random.uniform(ceiling / 2, ceiling)
+
+
+def base_delay_from_env(default: float = DEFAULT_BASE_DELAY) -> float:
+    """The backoff base from $HANGAR_RETRY_BASE_DELAY (seconds, 0 to MAX_DELAY), else `default`.
+
+    A value that is not such a number is ignored (the default applies) rather than failing a
+    run over a tuning knob.
+    """
+    text = os.environ.get(BASE_DELAY_ENV, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        return default
+    if not math.isfinite(value) or not 0.0 <= value <= MAX_DELAY:
+        return default
+    return value
 
 
 def retryable_status(status: int) -> bool:
