@@ -39,6 +39,7 @@ class ImageResult:
 
 
 Worker = Callable[[ListEntry, int], Awaitable[ImageResult]]
+Finalizer = Callable[[], Awaitable[list[str]]]
 
 
 @dataclass
@@ -191,7 +192,12 @@ class Runner:
         self._started = 0.0
         self._progress: Progress | None = None
 
-    async def run(self, entries: Iterable[ListEntry]) -> Summary:
+    async def run(
+        self, entries: Iterable[ListEntry], *, finalize: Finalizer | None = None
+    ) -> Summary:
+        """Run every line. `finalize`, awaited once all lines are done, returns lines that
+        failed after the fact (a signature another writer dropped): they join the failed file.
+        """
         show = self.options.progress
         if show is None:
             show = sys.stderr.isatty()
@@ -201,11 +207,21 @@ class Runner:
                 self._progress = progress
                 progress.set_total(self.options.total)
                 await self._run_workers(enumerate(entries, start=1))
+            if finalize is not None:
+                self._fail_after(await finalize())
         finally:
             self.summary.elapsed = time.monotonic() - self._started
             self.failed.finish()
             self.report.close()
         return self.summary
+
+    def _fail_after(self, texts: list[str]) -> None:
+        for text in dict.fromkeys(texts):  # once per line, in order
+            self.failed.add(text)
+            counts = self.summary.counts
+            if counts.get("signed", 0) > 0:
+                counts["signed"] -= 1
+            counts["failed"] = counts.get("failed", 0) + 1
 
     async def _run_workers(self, numbered: Iterator[tuple[int, ListEntry]]) -> None:
         queue: asyncio.Queue[tuple[int, ListEntry] | None] = asyncio.Queue(self.options.jobs * 2)

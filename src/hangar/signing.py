@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import random
 import statistics
 import time
@@ -104,6 +105,11 @@ class _Written:
     digest: str  # the manifest signed
     identity: str
     writes: int = 0  # PUTs made for this signature
+    line: str = field(default_factory=lambda: _current_line.get())  # the list line, as written
+
+
+# The list line being signed, for the failed file, should the final check lose its signature.
+_current_line: contextvars.ContextVar[str] = contextvars.ContextVar("hangar_line", default="")
 
 
 class TagLocks:
@@ -158,6 +164,7 @@ class Signer:
     async def sign_entry(self, entry: ListEntry, number: int) -> ImageResult:
         ref = entry.reference
         assert ref is not None
+        _current_line.set(entry.text)  # each job runs in its own task, so its own context
         manifest = await self.client.get_manifest(ref)
         options = self.options
         targets = await select_targets(
@@ -406,7 +413,8 @@ class Signer:
     async def confirm(self, concurrency: int = 8) -> list[str]:
         """Check every tag written in this run once more, after other writers' PUTs based on
         a check made before ours have had time to land; merge ours back where one dropped it,
-        and check those rewrites the same way. Returns the tags that could not be fixed.
+        and check those rewrites the same way. Returns the list lines whose signature could
+        not be confirmed (each error is logged).
         """
         semaphore = asyncio.Semaphore(max(1, concurrency))
         pending = list(self.written)
@@ -419,9 +427,7 @@ class Signer:
             outcomes = await asyncio.gather(
                 *(self._confirm_one(item, semaphore, rewrite=not final) for item in pending)
             )
-            lost += [
-                str(item.sig_ref) for item, o in zip(pending, outcomes, strict=True) if o == "lost"
-            ]
+            lost += [item.line for item, o in zip(pending, outcomes, strict=True) if o == "lost"]
             pending = [item for item, o in zip(pending, outcomes, strict=True) if o == "rewritten"]
         return lost
 

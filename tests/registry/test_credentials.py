@@ -481,14 +481,20 @@ def test_store_through_the_cred_helper(env):
 def test_store_is_atomic_for_readers(env):
     """Rewrites go through a temporary file and a rename: a reader sees a whole file always."""
     path = store_credentials("reg.io", "user", "p" * 5000)
-    inode = path.stat().st_ino
+    # Held open, the first file's inode cannot be freed and handed to a later file.
+    original = path.open()
     seen: list[str] = []
+    errors: list[Exception] = []
     stop = threading.Event()
 
     def read() -> None:
         while not stop.is_set():
-            text = path.read_text()
-            json.loads(text)  # raises if a reader ever sees half a file
+            try:
+                text = path.read_text()
+                json.loads(text)  # raises if a reader ever sees half a file
+            except Exception as exc:  # reported by the test, not lost in the thread
+                errors.append(exc)
+                return
             seen.append(text[:1])
 
     reader = threading.Thread(target=read)
@@ -499,8 +505,10 @@ def test_store_is_atomic_for_readers(env):
     finally:
         stop.set()
         reader.join(timeout=30)
+    assert errors == []
     assert seen
-    assert path.stat().st_ino != inode  # replaced, not rewritten in place
+    assert path.stat().st_ino != os.fstat(original.fileno()).st_ino  # replaced, not rewritten
+    original.close()
     assert len(json.loads(path.read_text())["auths"]) == 201
     assert list(path.parent.iterdir()) == [path]
 

@@ -10,7 +10,7 @@ import click
 
 from hangar import output
 from hangar.imagelist import iter_image_list
-from hangar.jobs import Runner, RunOptions, Summary, Worker
+from hangar.jobs import Finalizer, Runner, RunOptions, Summary, Worker
 
 if TYPE_CHECKING:
     from hangar.registry.client import RegistryClient
@@ -85,7 +85,13 @@ def registry_client(flags: dict[str, Any], jobs: int) -> RegistryClient:
 
 
 async def run_list(
-    worker: Worker, flags: dict[str, Any], *, jobs: int, total: int, verb: str
+    worker: Worker,
+    flags: dict[str, Any],
+    *,
+    jobs: int,
+    total: int,
+    verb: str,
+    finalize: Finalizer | None = None,
 ) -> Summary:
     """Stream the list of `--file` through `worker`, `jobs` at a time."""
     options = RunOptions(
@@ -98,7 +104,7 @@ async def run_list(
     )
     output.info(f"{verb} images of {flags['file']} with {jobs} worker(s)")
     entries = iter_image_list(flags["file"], registry=flags["registry"], project=flags["project"])
-    return await Runner(worker, options).run(entries)
+    return await Runner(worker, options).run(entries, finalize=finalize)
 
 
 def print_summary(summary: Summary, verb: str, noun: str, failed_path: Path) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from hangar import output
 from hangar.cli._args import list_options, split_list
 from hangar.cli._run import (
     checked_jobs,
@@ -109,9 +108,9 @@ def _sign(**flags) -> int:
         sign_index=flags["sign_index"],
         force=flags["force"],
     )
-    summary, lost = asyncio.run(_sign_run(key, options, jobs, total, registries, flags))
+    summary = asyncio.run(_sign_run(key, options, jobs, total, registries, flags))
     print_summary(summary, "sign", "signatures", Path(flags["failed"]))
-    return exit_code(summary) or (1 if lost else 0)
+    return exit_code(summary)
 
 
 async def _sign_run(key, options, jobs, total, registries, flags):
@@ -121,14 +120,15 @@ async def _sign_run(key, options, jobs, total, registries, flags):
         if not flags["skip_login"]:
             await ensure_logins(client, registries)
         signer = Signer(client, key, options)
-        summary = await run_list(signer.sign_entry, flags, jobs=jobs, total=total, verb="Signing")
-        lost = await signer.confirm(concurrency=jobs)
-        for ref in lost:
-            output.error(
-                f"{ref}: another writer replaced this attachment and ours could not be restored; "
-                "run the same command again (signatures already present are kept)"
-            )
-        return summary, lost
+        # The final check's losses are failed lines too: they go to the failed file.
+        return await run_list(
+            signer.sign_entry,
+            flags,
+            jobs=jobs,
+            total=total,
+            verb="Signing",
+            finalize=lambda: signer.confirm(concurrency=jobs),
+        )
 
 
 def _register_validate() -> None:

@@ -473,9 +473,9 @@ class RegistryClient:
         try:
             return await self._request(call)
         except _BodyTooLarge as exc:
-            size = f"{exc.size} bytes" if exc.size is not None else "more than that"
+            size = f"{exc.size} bytes" if exc.size is not None else f"more than {max_size} bytes"
             raise TooLargeError(
-                f"{what} is too large: {size}, hangar reads at most {max_size} bytes",
+                f"{what} is too large ({size}); hangar reads at most {max_size} bytes",
                 registry=call.registry,
             ) from None
 
