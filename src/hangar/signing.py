@@ -96,7 +96,7 @@ class SignOptions:
     force: bool = False
 
 
-@dataclass
+@dataclass(slots=True)  # one per signature written, kept for the final check: keep it small
 class _Written:
     sig_ref: Reference
     manifest_digest: str  # the tag's digest when it last held our signature, as we know

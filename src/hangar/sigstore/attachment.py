@@ -93,7 +93,7 @@ class Attachment:
     config: dict  # the config descriptor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NewSignature:
     payload: bytes
     signature: bytes
