@@ -7,7 +7,7 @@ import re
 import uuid
 from pathlib import Path
 
-from tests.support.cli import HANGAR, KEY1, KEY1_PASS, KEY1_PUB, check_hangar_attachment, hangar_env
+from tests.support.cli import HANGAR, KEY1_PUB, check_hangar_attachment, hangar_env, sign_args
 from tests.support.images import push_image
 from tests.support.registry import RegistryServer
 from tests.support.terminal import run_in_pty
@@ -22,19 +22,7 @@ def test_progress_bar_on_a_terminal(
     images = [push_image(registry_http, repo, f"v{i}", kind="oci-index") for i in range(12)]
     list_file = tmp_path / "list"
     list_file.write_text("".join(f"{registry_http.host}/{repo}:{i.tag}\n" for i in images))
-    argv = [
-        HANGAR,
-        "sign",
-        "-f",
-        str(list_file),
-        "-k",
-        str(KEY1),
-        "--sigstore-passphrase-file",
-        str(KEY1_PASS),
-        "--tls-verify=false",
-        "-j",
-        "2",
-    ]
+    argv = [HANGAR, *sign_args(list_file, registry_http, "-j", "2")]
     code, output = run_in_pty(argv, [], env=hangar_env(isolated_home), cwd=tmp_path)
     text = ANSI.sub(b"", output).decode()
     assert code == 0, text
@@ -53,17 +41,7 @@ def test_sign_prompts_for_a_login_on_a_terminal(
     image = push_image(registry_basic, repo, "v1", kind="oci-manifest")
     list_file = tmp_path / "list"
     list_file.write_text(f"{registry_basic.host}/{repo}:v1\n")
-    argv = [
-        HANGAR,
-        "sign",
-        "-f",
-        str(list_file),
-        "-k",
-        str(KEY1),
-        "--sigstore-passphrase-file",
-        str(KEY1_PASS),
-        "--tls-verify=false",
-    ]
+    argv = [HANGAR, *sign_args(list_file, registry_basic)]
     answers = [
         (b"Username for " + registry_basic.host.encode(), registry_basic.username.encode() + b"\n"),
         (b"Password for ", registry_basic.password.encode() + b"\n"),
@@ -86,17 +64,7 @@ def test_anonymous_push_registry_is_not_prompted(
     push_image(registry_http, repo, "v1", kind="oci-manifest")
     list_file = tmp_path / "list"
     list_file.write_text(f"{registry_http.host}/{repo}:v1\n")
-    argv = [
-        HANGAR,
-        "sign",
-        "-f",
-        str(list_file),
-        "-k",
-        str(KEY1),
-        "--sigstore-passphrase-file",
-        str(KEY1_PASS),
-        "--tls-verify=false",
-    ]
+    argv = [HANGAR, *sign_args(list_file, registry_http)]
     code, output = run_in_pty(argv, [], env=hangar_env(isolated_home), cwd=tmp_path, timeout=60)
     assert code == 0
     assert b"Username" not in output
