@@ -38,62 +38,19 @@ from tests.support.cli import (
     KEY1,
     KEY1_PASS,
     KEY1_PUB,
+    failed_lines,
     hangar_env,
     run_hangar,
     sig_tag,
     sign_args,
     signed_tags,
 )
+from tests.support.errors_doc import documented, error_lines, log_line
 from tests.support.images import push_image
-from tests.support.paths import REPO, VECTORS
+from tests.support.paths import VECTORS
 from tests.support.registry import RegistryServer, write_auth_json
 
-ERRORS_DOC = REPO / "docs" / "errors.md"
-RECORD_ENV = "HANGAR_ERRORS_DOC_RECORD"
 FAILED_NAME = "sign-failed.txt"  # the default --failed, relative to the working directory
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}(?![0-9a-f])")
-_LOOPBACK_PORT = re.compile(r"127\.0\.0\.1:\d+")
-
-
-# --- the docs/errors.md contract ---------------------------------------------------------------
-
-
-def normalize(text: str, substitutions: dict[str, str]) -> str:
-    """Text with run-specific parts (ports, temp paths, names, digests) made stable."""
-    for old, new in sorted(substitutions.items(), key=lambda item: -len(item[0])):
-        text = text.replace(old, new)
-    text = _DIGEST.sub("sha256:DIGEST", text)
-    return _LOOPBACK_PORT.sub("127.0.0.1:PORT", text)
-
-
-def doc_row(case: str, exit_code: int, message: str) -> str:
-    cell = message.replace("|", "\\|")  # a pipe would end the table cell
-    return f"| {case} | {exit_code} | `` {cell} `` |"
-
-
-def documented(case: str, exit_code: int, message: str, substitutions: dict[str, str]) -> None:
-    """Assert docs/errors.md holds this case's row with the message as hangar printed it."""
-    row = doc_row(case, exit_code, normalize(message, substitutions))
-    record = os.environ.get(RECORD_ENV)
-    if record:
-        with open(record, "a", encoding="utf-8") as handle:
-            handle.write(row + "\n")
-        return
-    assert row in ERRORS_DOC.read_text(encoding="utf-8"), (
-        f"docs/errors.md lacks this row, or holds a stale one:\n{row}"
-    )
-
-
-def log_line(stderr: str, *needles: str, level: str = "[ERRO]") -> str:
-    """The first log line of `level` that contains every needle."""
-    for line in stderr.splitlines():
-        if line.startswith(level) and all(needle in line for needle in needles):
-            return line
-    raise AssertionError(f"no {level} line with {needles!r} in:\n{stderr}")
-
-
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.startswith("[ERRO]")]
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -114,7 +71,7 @@ def run(args: list[str], home: Path, cwd: Path, **env: str) -> Run:
     failed_path = cwd / FAILED_NAME
     failed = None
     if failed_path.exists():
-        failed = failed_path.read_text().splitlines()
+        failed = failed_lines(failed_path)
         failed_path.unlink()
     return Run(result.returncode, result.stdout, result.stderr, failed)
 
@@ -391,8 +348,11 @@ def test_bad_lines_fail_alone_and_land_in_the_failed_file(
         assert result.returncode == 1
         assert result.failed == expected_failed
         assert result.stderr.count(done) >= 1  # the repeated good line: idempotent
-    assert "1 signed, 1 already signed, 1 skipped, 11 failed" in signed.stderr
-    assert "2 passed, 1 skipped, 11 failed" in validated.stderr
+    mirror = "1 mirror-format line(s) skipped"
+    assert f"1 signed, 1 already signed, 0 skipped for platform, 11 failed, {mirror}" in (
+        signed.stderr
+    )
+    assert f"2 passed, 0 skipped for platform, 11 failed, {mirror}" in validated.stderr
     assert signed_tags(registry_http, repository) == {sig_tag(_digest_of(signed.stderr))}
     for case in cases:
         line = log_line(signed.stderr, f" {case.line}: ", case.needle)

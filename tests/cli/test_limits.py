@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_bad_input import documented, log_line, write_list
+from tests.cli.test_bad_input import write_list
 from tests.support import http
 from tests.support.cli import (
     HANGAR,
@@ -42,6 +42,7 @@ from tests.support.cli import (
     sig_tag,
     sign_args,
 )
+from tests.support.errors_doc import documented, log_line
 from tests.support.faultproxy import FaultProxy, Rule
 from tests.support.images import OCI_MANIFEST, PushedImage, push_image
 from tests.support.registry import RegistryServer

@@ -20,16 +20,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_bad_input import closed_port, documented, log_line, write_list
+from tests.cli.test_bad_input import closed_port, write_list
 from tests.support import http
 from tests.support.cli import (
     KEY1,
     KEY1_PASS,
     KEY1_PUB,
+    failed_lines,
     read_attachment,
     run_hangar,
     sign_args,
 )
+from tests.support.errors_doc import documented, log_line
 from tests.support.faultproxy import FaultProxy, Rule
 from tests.support.images import push_image
 from tests.support.paths import VECTORS
@@ -84,7 +86,7 @@ def test_debug_output_and_written_files_hold_no_secret(
         extra = ["--debug", "--tls-verify=false", "--report", str(report), "-o", str(failed)]
         result = run_hangar([*args, *extra], home, cwd=tmp_path)
         assert result.returncode == 1, result.stderr  # the missing tag
-        assert "[DEBU]" in result.stderr and failed.read_text() == f"{name}:missing\n"
+        assert "[DEBU]" in result.stderr and failed_lines(failed) == [f"{name}:missing"]
         assert report.stat().st_size > 0
         outputs += [result.stdout, result.stderr]
     login = ["--debug", "login", server.host, "-u", server.username, "--tls-verify=false"]
