@@ -76,3 +76,17 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     return home
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """hangar once deleted /dev/null when given `-o /dev/null` as root: fail the run if any
+    test (or hangar under test) left it anything but a character device."""
+    import stat
+
+    try:
+        mode = Path("/dev/null").lstat().st_mode
+    except FileNotFoundError:
+        mode = 0
+    if not stat.S_ISCHR(mode):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print("\nFAILED: /dev/null is no longer a character device after this test run")

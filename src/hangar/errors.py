@@ -31,3 +31,8 @@ class KeyFileError(HangarError):
 
 class PayloadError(HangarError):
     """A signature payload that containers/image's strict parser would reject."""
+
+
+class UsageProblem(HangarError):
+    """A flag value that cannot work (an output path that is a directory, say): exit code 2,
+    found before any work."""

@@ -9,15 +9,19 @@ not a valid reference, is an entry with an `error`: it counts as failed and land
 file, so a typo cannot go unnoticed in a long run.
 
 File problems (missing, a directory, unreadable, binary, no images) raise HangarError when
-`iter_image_list` is called, before anything is yielded. For a pipe (`-f <(cmd)`) the checks
-that need to read happen on the first `next()` and at the end of the stream instead.
+`iter_image_list` is called, before anything is yielded. A list that can be read only once
+(`-f -`, `-f /dev/stdin`, `-f <(cmd)`) is first copied by `open_image_list` into an unlinked
+temp file (`SpooledList`), so that the commands can count it and then run it.
 """
 
 from __future__ import annotations
 
 import codecs
 import os
+import shutil
 import stat
+import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +52,45 @@ class ListEntry:
     unsupported: str | None  # e.g. mirror-format line: warned and skipped, not failed
 
 
+class SpooledList:
+    """A list that can be read only once (stdin, a pipe), copied to an unlinked temp file as it
+    is read, so that it can be read again; the copy goes away with the process."""
+
+    def __init__(self, name: str, source) -> None:
+        self.name = name
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the list
+        try:
+            shutil.copyfileobj(source, self._file)
+            self._file.flush()  # it is read again through another descriptor
+        except OSError as exc:
+            raise _unreadable(Path(name), exc.strerror or str(exc)) from None
+
+    def __str__(self) -> str:
+        return self.name
+
+    def open(self):
+        handle = os.fdopen(os.dup(self._file.fileno()), "rb")
+        handle.seek(0)
+        return handle
+
+
+ListSource = Path | SpooledList
+
+
+def open_image_list(path: str) -> ListSource:
+    """The list of `-f`: a regular file is read in place (twice is cheap); `-` (stdin), a FIFO
+    or a device is read once, now, into a SpooledList."""
+    if path == "-":
+        return SpooledList("standard input", sys.stdin.buffer)
+    file_path = Path(path)
+    if stat.S_ISREG(_stat_list(file_path).st_mode):
+        return file_path
+    with _open_list(file_path) as handle:
+        return SpooledList(path, handle)
+
+
 def iter_image_list(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | SpooledList,
     *,
     registry: str | None = None,
     project: str | None = None,
@@ -58,12 +99,12 @@ def iter_image_list(
 
     The returned generator reads the file lazily, so memory stays flat for any list size.
     """
-    file_path = Path(path)
+    source: ListSource = path if isinstance(path, SpooledList) else Path(path)
     registry = normalize_registry_option(registry) if registry else None
     project = normalize_project_option(project) if project else None
-    if stat.S_ISREG(_stat_list(file_path).st_mode):
-        _check_regular_file(file_path)
-    return _entries(file_path, registry, project)
+    if isinstance(source, SpooledList) or stat.S_ISREG(_stat_list(source).st_mode):
+        _check_regular_file(source)
+    return _entries(source, registry, project)
 
 
 def _stat_list(path: Path) -> os.stat_result:
@@ -84,7 +125,7 @@ def _stat_list(path: Path) -> os.stat_result:
     return info
 
 
-def _check_regular_file(path: Path) -> None:
+def _check_regular_file(path: ListSource) -> None:
     """The eager checks: text, and at least one line that is meant to be an image."""
     with _open_list(path) as handle:
         head = _read_head(handle)
@@ -98,7 +139,7 @@ def _check_regular_file(path: Path) -> None:
     raise _no_images(path, mirror_lines)
 
 
-def _entries(path: Path, registry: str | None, project: str | None) -> Iterator[ListEntry]:
+def _entries(path: ListSource, registry: str | None, project: str | None) -> Iterator[ListEntry]:
     with _open_list(path) as handle:
         head = _read_head(handle)
         _check_head(path, head)
@@ -160,7 +201,9 @@ def _decode(raw: bytes, *, first: bool) -> tuple[str, bool]:
     return text.strip(), bad
 
 
-def _open_list(path: Path):
+def _open_list(path: ListSource):
+    if isinstance(path, SpooledList):
+        return path.open()
     try:
         return path.open("rb")
     except FileNotFoundError:
@@ -187,11 +230,11 @@ def _read_head(handle) -> bytes:
                 break
             head += chunk
     except OSError as exc:
-        raise _unreadable(Path(handle.name), exc.strerror or str(exc)) from None
+        raise _unreadable(Path(str(handle.name)), exc.strerror or str(exc)) from None
     return head
 
 
-def _check_head(path: Path, head: bytes) -> None:
+def _check_head(path: ListSource, head: bytes) -> None:
     if not head:
         raise _no_images(path, 0, empty=True)
     if b"\x00" in head:
@@ -254,10 +297,10 @@ def _read_chunk(handle) -> bytes:
     try:
         return handle.read(_CHUNK_SIZE)
     except OSError as exc:
-        raise _unreadable(Path(handle.name), exc.strerror or str(exc)) from None
+        raise _unreadable(Path(str(handle.name)), exc.strerror or str(exc)) from None
 
 
-def _no_images(path: Path, mirror_lines: int, *, empty: bool = False) -> HangarError:
+def _no_images(path: ListSource, mirror_lines: int, *, empty: bool = False) -> HangarError:
     if mirror_lines:
         return HangarError(
             f"image list {path} contains no images: its {mirror_lines} line(s) use the "

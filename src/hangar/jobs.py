@@ -1,21 +1,26 @@
 """Run one job per image line, `jobs` at a time, on one asyncio loop.
 
-The list is streamed (a bounded queue between the reader and the workers), so memory stays
-flat however long it is. Each image gets its own timeout. The first Ctrl-C stops new images from
-starting and lets in-flight ones finish; a second one cancels them. Every line that did not end
-well goes, as written, to the failed file, which is replaced atomically at the end (the input
-list may be the previous failed file) or removed when nothing failed.
+Workers take the next line straight from the (streamed) list, so memory stays flat however
+long it is and nothing can block on a full queue. Each image gets its own timeout.
+
+How a run ends, whatever happens (never a hang):
+- the first Ctrl-C or SIGTERM stops new images from starting and lets in-flight ones finish;
+  a second one abandons them at once;
+- a closed stdout/stderr (`hangar sign ... 2>&1 | head`) abandons the run as a second signal
+  does;
+- an unexpected error in the runner itself (the failed file cannot be written, say) stops the
+  run and is reported once.
+In every case the failed file gets every line that did not end well (lines never started
+included, so `-f sign-failed.txt` retries exactly those), the report is valid JSON, and the
+caller prints the summary and picks the exit code from `Summary`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -25,9 +30,20 @@ from typing import Any, Literal
 from hangar import output
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
+from hangar.outfiles import OutputFile, failed_header
 
-Status = Literal["signed", "already-signed", "skipped", "failed", "passed"]
-OK_STATUSES = ("signed", "already-signed", "skipped", "passed")
+Status = Literal[
+    "signed",
+    "already-signed",
+    "skipped",
+    "mirror-format",
+    "failed",
+    "not-started",
+    "passed",
+]
+OK_STATUSES = ("signed", "already-signed", "skipped", "mirror-format", "passed")
+FAILED_STATUSES = ("failed", "not-started")
+SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 @dataclass
@@ -36,6 +52,7 @@ class ImageResult:
     message: str = ""
     signatures: int = 0  # signatures written (sign) or verified digests (validate)
     details: list[dict[str, Any]] = field(default_factory=list)
+    platforms: tuple[str, ...] = ()  # for "skipped": the platforms the image does have
 
 
 Worker = Callable[[ListEntry, int], Awaitable[ImageResult]]
@@ -47,11 +64,22 @@ class Summary:
     counts: dict[str, int] = field(default_factory=dict)
     signatures: int = 0
     elapsed: float = 0.0
-    interrupted: bool = False
+    interrupted_by: int | None = None  # the signal number that stopped the run
+    output_closed: bool = False
+    fatal: str | None = None  # the runner itself failed: what happened
+    platforms_seen: set[str] = field(default_factory=set)  # of images skipped for platform
+
+    @property
+    def interrupted(self) -> bool:
+        return self.interrupted_by is not None
 
     @property
     def failed(self) -> int:
         return self.counts.get("failed", 0)
+
+    @property
+    def not_started(self) -> int:
+        return self.counts.get("not-started", 0)
 
     def add(self, status: Status, signatures: int) -> None:
         self.counts[status] = self.counts.get(status, 0) + 1
@@ -61,55 +89,83 @@ class Summary:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    @property
+    def only_skipped_for_platform(self) -> bool:
+        """Every image line was skipped for its platform: nothing was done at all."""
+        skipped = self.counts.get("skipped", 0)
+        return skipped > 0 and skipped == self.total - self.counts.get("mirror-format", 0)
 
-class FailedFile:
-    """Collects failed lines in a temp file; replaces the target only at the end."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._tmp: Any = None
+class FailedList:
+    """The failed lines, in a temp file beside the target until the end (a regular target),
+    or written through as they come (a device, FIFO or open descriptor)."""
+
+    def __init__(self, output_file: OutputFile | None, command: str = "hangar sign") -> None:
+        self.output = output_file
         self.count = 0
+        if output_file is not None and not output_file.destination.stream:
+            # Says who wrote it: no other command overwrites it, and a retry may read it.
+            name = output_file.destination.given
+            output_file.write(failed_header(command, str(name)) + "\n")
+
+    @classmethod
+    def at(cls, path: Path, command: str = "hangar sign") -> FailedList:
+        from hangar.outfiles import resolve_destination
+
+        return cls(OutputFile(resolve_destination(path, "-o"), "-o"), command)
 
     def add(self, text: str) -> None:
-        if self._tmp is None:
-            directory = self.path.parent if str(self.path.parent) else Path(".")
-            self._tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in finish()
-                "w", dir=directory, prefix=f".{self.path.name}.", suffix=".tmp", delete=False
-            )
-        self._tmp.write(text + "\n")
-        self._tmp.flush()
         self.count += 1
+        if self.output is not None:
+            self.output.write(text + "\n")
 
     def finish(self) -> None:
-        if self._tmp is not None:
-            self._tmp.close()
-            os.replace(self._tmp.name, self.path)
+        out = self.output
+        if out is None:
+            return
+        if self.count or out.destination.stream or out.destination.given.is_symlink():
+            out.commit()  # a symlink's target gets the (empty) list rather than going away
         else:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+            out.remove_target()
+
+    def discard(self) -> None:
+        if self.output is not None:
+            self.output.discard()
 
 
 class Report:
-    """A JSON array written as results arrive, so a long run never holds it in memory."""
+    """A JSON array written as results arrive, so a long run never holds it in memory. A
+    regular file is replaced only at the end, so it is always either the old or a whole one."""
 
-    def __init__(self, path: Path | None) -> None:
-        self._file = open(path, "w", encoding="utf-8") if path else None  # noqa: SIM115
+    def __init__(self, output_file: OutputFile | None) -> None:
+        self.output = output_file
         self._first = True
-        if self._file:
-            self._file.write("[\n")
+        if output_file is not None:
+            output_file.write("[\n")
+
+    @classmethod
+    def at(cls, path: Path | None) -> Report:
+        from hangar.outfiles import resolve_destination
+
+        if path is None:
+            return cls(None)
+        return cls(OutputFile(resolve_destination(path, "--report"), "--report"))
 
     def add(self, record: dict[str, Any]) -> None:
-        if not self._file:
+        if self.output is None:
             return
-        if not self._first:
-            self._file.write(",\n")
+        separator = "" if self._first else ",\n"
         self._first = False
-        self._file.write(json.dumps(record, sort_keys=False))
+        self.output.write(separator + json.dumps(record, sort_keys=False))
 
-    def close(self) -> None:
-        if self._file:
-            self._file.write("\n]\n")
-            self._file.close()
+    def finish(self) -> None:
+        if self.output is not None:
+            self.output.write("\n]\n")
+            self.output.commit()
+
+    def discard(self) -> None:
+        if self.output is not None:
+            self.output.discard()
 
 
 class Progress:
@@ -174,8 +230,8 @@ class Progress:
 class RunOptions:
     jobs: int
     timeout: float
-    failed_path: Path
-    report_path: Path | None = None
+    failed: FailedList
+    report: Report = field(default_factory=lambda: Report(None))
     verb: str = "Signing"
     progress: bool | None = None  # None: on when stderr is a terminal
     total: int | None = None  # lines expected, for the ETA
@@ -186,9 +242,11 @@ class Runner:
         self.worker = worker
         self.options = options
         self.summary = Summary()
-        self.failed = FailedFile(options.failed_path)
-        self.report = Report(options.report_path)
-        self._stopping = False
+        self.failed = options.failed
+        self.report = options.report
+        self._stopping = False  # no new images start
+        self._abandoned = False  # in-flight images are cancelled too
+        self._tasks: list[asyncio.Task[Any]] = []  # what an abandon cancels
         self._started = 0.0
         self._progress: Progress | None = None
 
@@ -202,18 +260,60 @@ class Runner:
         if show is None:
             show = sys.stderr.isatty()
         self._started = time.monotonic()
+        numbered = enumerate(entries, start=1)
+        loop = asyncio.get_running_loop()
+        restore = self._install_signals(loop)
+        output.on_closed(self._on_output_closed)
         try:
             with Progress(self.options.verb, show) as progress:
                 self._progress = progress
                 progress.set_total(self.options.total)
-                await self._run_workers(enumerate(entries, start=1))
-            if finalize is not None:
-                self._fail_after(await finalize())
+                await self._run_workers(numbered)
+            if finalize is not None and not self._abandoned and self.summary.fatal is None:
+                await self._finalize(finalize)
         finally:
+            self._record_rest(numbered)
+            output.on_closed(None)
+            restore()
             self.summary.elapsed = time.monotonic() - self._started
-            self.failed.finish()
-            self.report.close()
+            self._finish_files()
         return self.summary
+
+    async def _run_workers(self, numbered: Iterator[tuple[int, ListEntry]]) -> None:
+        self._tasks = [asyncio.create_task(self._work(numbered)) for _ in range(self.options.jobs)]
+        pending: set[asyncio.Task[Any]] = set(self._tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    self._fail_run(task.exception())
+        self._tasks = []
+
+    async def _finalize(self, finalize: Finalizer) -> None:
+        task = asyncio.create_task(finalize())
+        self._tasks = [task]
+        try:
+            late = await task
+        except asyncio.CancelledError:
+            if not self._abandoned:
+                raise
+            return
+        except Exception as exc:  # reported as the run's error, never a hang
+            self._fail_run(exc)
+            return
+        finally:
+            self._tasks = []
+        self._fail_after(late)
+
+    def _fail_run(self, exc: BaseException | None) -> None:
+        """An error outside any one image: stop everything and say what happened once."""
+        if self.summary.fatal is None:
+            if isinstance(exc, HangarError):
+                self.summary.fatal = str(exc)
+            else:
+                self.summary.fatal = f"{exc.__class__.__name__}: {exc}"
+                output.debug(f"runner error: {exc!r}")
+        self._abandon()
 
     def _fail_after(self, texts: list[str]) -> None:
         for text in dict.fromkeys(texts):  # once per line, in order
@@ -223,72 +323,82 @@ class Runner:
                 counts["signed"] -= 1
             counts["failed"] = counts.get("failed", 0) + 1
 
-    async def _run_workers(self, numbered: Iterator[tuple[int, ListEntry]]) -> None:
-        queue: asyncio.Queue[tuple[int, ListEntry] | None] = asyncio.Queue(self.options.jobs * 2)
-        workers = [asyncio.create_task(self._work(queue)) for _ in range(self.options.jobs)]
-        loop = asyncio.get_running_loop()
-        restore = self._install_interrupt(loop, workers)
-        try:
-            for item in numbered:
-                if self._stopping:
-                    self._record_unstarted(item[1])
-                    continue
-                await queue.put(item)
-            for _ in workers:
-                await queue.put(None)
-            await asyncio.gather(*workers, return_exceptions=True)
-        finally:
-            restore()
-        # Lines still queued when Ctrl-C came never started.
-        while not queue.empty():
-            item = queue.get_nowait()
-            if item is not None:
-                self._record_unstarted(item[1])
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+        installed: list[tuple[int, Any]] = []
+        for signum in SIGNAL_EXIT_CODES:
+            try:
+                previous = signal.getsignal(signum)
+                loop.add_signal_handler(signum, self._on_signal, signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                continue
+            installed.append((signum, previous))
 
-    def _install_interrupt(self, loop: asyncio.AbstractEventLoop, workers: list) -> Callable:
-        def on_interrupt() -> None:
-            if not self._stopping:
-                self._stopping = True
-                self.summary.interrupted = True
-                output.warn(
-                    "interrupted: no new images start; waiting for the ones in flight "
-                    "(Ctrl-C again to abandon them)"
-                )
-                return
-            for task in workers:
-                task.cancel()
+        def restore() -> None:
+            for signum, previous in installed:
+                loop.remove_signal_handler(signum)
+                # asyncio leaves SIG_DFL behind; the CLI's handler must come back so that a
+                # late SIGTERM still cleans up instead of killing the process mid-write.
+                signal.signal(signum, previous)
 
+        return restore
+
+    def _on_signal(self, signum: int) -> None:
+        if self._stopping:
+            output.warn("interrupted again: abandoning the images in flight")
+            self._abandon()
+            return
+        self._stopping = True
+        self.summary.interrupted_by = signum
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        output.warn(
+            f"interrupted ({name}): no new images start; waiting for the ones in flight "
+            "(Ctrl-C again to abandon them)"
+        )
+
+    def _on_output_closed(self) -> None:
+        self.summary.output_closed = True
+        self._abandon()
+
+    def _abandon(self) -> None:
+        self._stopping = True
+        self._abandoned = True
+        for task in self._tasks:
+            task.cancel()
+
+    def _record_rest(self, numbered: Iterator[tuple[int, ListEntry]]) -> None:
+        """Lines never taken by a worker: every one goes to the failed file, so a retry with
+        it does exactly what is left. Only a run that stopped leaves any."""
+        if not self._stopping:
+            return
         try:
-            loop.add_signal_handler(signal.SIGINT, on_interrupt)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            return lambda: None
-        return lambda: loop.remove_signal_handler(signal.SIGINT)
+            for _, entry in numbered:
+                self._record_unstarted(entry)
+        except Exception as exc:  # the list or the failed file broke: the run already stopped
+            self.summary.fatal = self.summary.fatal or f"{exc.__class__.__name__}: {exc}"
 
     def _record_unstarted(self, entry: ListEntry) -> None:
-        if entry.error is None and entry.unsupported is None:
-            self._finish(entry, 0, ImageResult("failed", "not started: interrupted"), log=False)
+        if entry.unsupported is not None:
+            return
+        self._finish(entry, 0, ImageResult("not-started", "not started: interrupted"), log=False)
 
-    async def _work(self, queue: asyncio.Queue) -> None:
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            number, entry = item
+    async def _work(self, numbered: Iterator[tuple[int, ListEntry]]) -> None:
+        # The workers share one iterator: next() runs without an await, so each line is
+        # taken by exactly one of them.
+        for number, entry in numbered:
             if self._stopping:
                 self._record_unstarted(entry)
-                continue
+                return
             try:
                 result = await self._one(number, entry)
             except asyncio.CancelledError:
-                result = ImageResult("failed", "abandoned: interrupted")
-                self._finish(entry, number, result)
+                self._finish(entry, number, ImageResult("failed", "abandoned: interrupted"))
                 raise
             self._finish(entry, number, result)
 
     async def _one(self, number: int, entry: ListEntry) -> ImageResult:
         if entry.unsupported is not None:
             output.warn(f"line {entry.line_number}: {entry.unsupported}, skipped: {entry.text}")
-            return ImageResult("skipped", entry.unsupported)
+            return ImageResult("mirror-format", entry.unsupported)
         if entry.error is not None:
             return ImageResult("failed", f"line {entry.line_number}: {entry.error}")
         try:
@@ -304,7 +414,8 @@ class Runner:
 
     def _finish(self, entry: ListEntry, number: int, result: ImageResult, log: bool = True) -> None:
         self.summary.add(result.status, result.signatures)
-        if result.status == "failed":
+        self.summary.platforms_seen.update(result.platforms)
+        if result.status in FAILED_STATUSES:
             # A line too long to keep has no text: a comment says so, and a retry skips it.
             self.failed.add(entry.text or f"# {result.message} (not copied)")
             if log:
@@ -325,3 +436,10 @@ class Runner:
             self._progress.update(
                 self.summary.total, self.summary.signatures, self.summary.signatures / elapsed
             )
+
+    def _finish_files(self) -> None:
+        for finish in (self.failed.finish, self.report.finish):
+            try:
+                finish()
+            except OSError as exc:
+                self.summary.fatal = self.summary.fatal or f"cannot write output: {exc}"

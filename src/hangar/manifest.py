@@ -152,3 +152,33 @@ def platform_matches(platform: Platform | None, oses: list[str], arches: list[st
         if name == platform.architecture and (not variant or variant == platform.variant):
             return True
     return False
+
+
+# Spellings containers/image and Docker normalize (containerd's platforms.Normalize, and the
+# names `uname -m` prints), so that `--arch x86_64` means what the user meant.
+_ARCH_ALIASES = {
+    "x86_64": "amd64",
+    "x86-64": "amd64",
+    "i386": "386",
+    "aarch64": "arm64",
+    "arm64/v8": "arm64",
+    "armhf": "arm/v7",
+    "armv7l": "arm/v7",
+    "armv7": "arm/v7",
+    "arm/7": "arm/v7",
+    "armel": "arm/v6",
+    "armv6l": "arm/v6",
+    "arm/6": "arm/v6",
+    "arm/5": "arm/v5",
+}
+_OS_ALIASES = {"macos": "darwin"}
+
+
+def normalize_arch(text: str) -> str:
+    lowered = text.strip().lower()
+    return _ARCH_ALIASES.get(lowered, lowered)
+
+
+def normalize_os(text: str) -> str:
+    lowered = text.strip().lower()
+    return _OS_ALIASES.get(lowered, lowered)

@@ -7,16 +7,21 @@ Nothing here formats secrets: callers pass messages that never contain them, and
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import threading
 from collections.abc import Callable
 from typing import TextIO
 
+CLOSED_EXIT_CODE = 141  # what a shell reports for a tool killed by SIGPIPE
 _debug = False
 _lock = threading.Lock()
 # While a progress bar owns the terminal, lines are routed through it (set by the job runner).
 _sink: Callable[[str], None] | None = None
+# Called once when stderr turns out to be a closed pipe (set by the job runner, which stops).
+_on_closed: Callable[[], None] | None = None
+_closed = False
 
 _SECRET_PATTERNS = [
     re.compile(r"(?i)(authorization:\s*)(\S+\s+)?\S+"),
@@ -49,14 +54,54 @@ def set_sink(sink: Callable[[str], None] | None) -> None:
     _sink = sink
 
 
+def on_closed(callback: Callable[[], None] | None) -> None:
+    """Call `callback` when stderr's reader goes away (at once if it already has)."""
+    global _on_closed
+    _on_closed = callback
+    if callback is not None and _closed:
+        callback()
+
+
+def output_closed() -> bool:
+    return _closed
+
+
 def _emit(line: str, stream: TextIO | None = None) -> None:
+    global _closed
     with _lock:
-        if _sink is not None:
-            _sink(line)
+        if _closed:
             return
-        out = stream or sys.stderr
-        out.write(line + "\n")
-        out.flush()
+        try:
+            if _sink is not None:
+                _sink(line)
+                return
+            out = stream or sys.stderr
+            out.write(line + "\n")
+            out.flush()
+        except BrokenPipeError:
+            # The reader went away (`hangar sign ... 2>&1 | head`): stop writing, as Unix tools
+            # do, and let the run end (the failed file and report are still written).
+            _closed = True
+            silence(sys.stderr if _sink is not None else (stream or sys.stderr))
+            callback = _on_closed
+        else:
+            return
+    if callback is not None:
+        callback()
+
+
+def silence(stream: TextIO) -> None:
+    """Point a stream whose reader went away at /dev/null, so that nothing (Python's exit-time
+    flush included) fails or prints a traceback writing to it again."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def _prefix(image: int | None) -> str:

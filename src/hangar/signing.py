@@ -56,7 +56,7 @@ from hangar.sigstore.attachment import (
 )
 from hangar.sigstore.keys import PrivateKey
 from hangar.sigstore.payload import build_payload, parse_payload
-from hangar.targets import Target, select_targets
+from hangar.targets import Target, select_targets, skipped_for_platform
 
 IdentityMode = Literal["tag", "digest", "repository"]
 MAX_MERGE_ATTEMPTS = 8
@@ -167,7 +167,7 @@ class Signer:
         _current_line.set(entry.text)  # each job runs in its own task, so its own context
         manifest = await self.client.get_manifest(ref)
         options = self.options
-        targets = await select_targets(
+        selection = await select_targets(
             self.client,
             ref,
             manifest,
@@ -175,11 +175,9 @@ class Signer:
             options.arches,
             include_index=options.sign_index,
         )
-        if not targets:
-            wanted = f"{','.join(self.options.oses)}/{','.join(self.options.arches)}"
-            output.info(f"no matching platform ({wanted}), skipped [{ref}]", image=number)
-            return ImageResult("skipped", "no matching platform, skipped")
-        return await self._sign_targets(ref, targets, number)
+        if not selection.targets:
+            return skipped_for_platform(ref, selection, number)
+        return await self._sign_targets(ref, selection.targets, number)
 
     async def _sign_targets(
         self, ref: Reference, targets: list[Target], number: int

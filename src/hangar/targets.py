@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hangar import output
+from hangar.jobs import ImageResult
 from hangar.manifest import (
     INDEX_TYPES,
     Descriptor,
@@ -36,6 +38,15 @@ def _wanted(entry: Descriptor, oses: list[str], arches: list[str]) -> bool:
     return platform_matches(entry.platform, oses, arches)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The digests to work on, and every platform the image has (to say what it does have
+    when none matches)."""
+
+    targets: list[Target]
+    platforms: tuple[str, ...]
+
+
 async def select_targets(
     client: RegistryClient,
     ref: Reference,
@@ -44,22 +55,29 @@ async def select_targets(
     arches: list[str],
     *,
     include_index: bool,
-) -> list[Target]:
-    """The digests to work on; empty when no platform matches (the caller skips the image)."""
+) -> Selection:
+    """The digests to work on; no targets when no platform matches (the caller skips it)."""
     if manifest.media_type in INDEX_TYPES:
-        chosen = [
-            Target(entry.digest, str(entry.platform))
-            for entry in index_entries(manifest.data)
-            if _wanted(entry, oses, arches)
-        ]
+        entries = [e for e in index_entries(manifest.data) if not e.is_attestation]
+        chosen = [Target(e.digest, str(e.platform)) for e in entries if _wanted(e, oses, arches)]
         if chosen and include_index:
             chosen.append(Target(manifest.digest, "index"))
-        return chosen
+        platforms = tuple(str(e.platform) for e in entries if e.platform is not None)
+        return Selection(chosen, platforms)
     config = config_descriptor(manifest.data)
     blob = await client.get_blob(
         ref.registry, ref.repository, config.digest, max_size=MAX_SIGNATURE_BLOB
     )
     platform = config_platform(blob)
     if platform_matches(platform, oses, arches):
-        return [Target(manifest.digest, str(platform))]
-    return []
+        return Selection([Target(manifest.digest, str(platform))], (str(platform),))
+    return Selection([], (str(platform),))
+
+
+def skipped_for_platform(ref: Reference, selection: Selection, number: int) -> ImageResult:
+    """The result of an image none of whose platforms passes --os/--arch."""
+    have = ", ".join(selection.platforms) or "none"
+    output.info(f"no matching platform (it has {have}), skipped [{ref}]", image=number)
+    return ImageResult(
+        "skipped", f"no matching platform (it has {have})", platforms=selection.platforms
+    )

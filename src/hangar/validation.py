@@ -35,7 +35,7 @@ from hangar.sigstore.identity import (
 )
 from hangar.sigstore.keys import PublicKey
 from hangar.sigstore.verify import LayerVerdict, verify_layers
-from hangar.targets import Target, select_targets
+from hangar.targets import Target, select_targets, skipped_for_platform
 
 _BLOB_DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128}")
 
@@ -90,7 +90,7 @@ class Validator:
         ref = entry.reference
         assert ref is not None
         manifest = await self.client.get_manifest(ref)
-        targets = await select_targets(
+        selection = await select_targets(
             self.client,
             ref,
             manifest,
@@ -98,9 +98,9 @@ class Validator:
             self.options.arches,
             include_index=self.options.require_index_signature,
         )
-        if not targets:
-            output.info(f"no matching platform, skipped [{ref}]", image=number)
-            return ImageResult("skipped", "no matching platform, skipped")
+        if not selection.targets:
+            return skipped_for_platform(ref, selection, number)
+        targets = selection.targets
         checks = await asyncio.gather(*(self._check(ref, target) for target in targets))
         details = [self._record(check) for check in checks]
         failures = [check for check in checks if not check.passed]

@@ -24,6 +24,7 @@ from tests.support.cli import (
     KEY2_PUB,
     check_hangar_attachment,
     check_payload,
+    failed_lines,
     hangar_env,
     read_attachment,
     run_hangar,
@@ -68,7 +69,10 @@ def test_multi_arch_signs_each_default_platform_and_the_index(
         assert len(layers) == 1
     for line in (f"Signed [{registry_http.host}/{repo}@{d}]" for d in wanted):
         assert line in result.stderr
-    assert "Summary: 1 images: 1 signed, 0 already signed, 0 skipped, 0 failed; " in result.stderr
+    assert (
+        "Summary: 1 images: 1 signed, 0 already signed, 0 skipped for platform, 0 failed; "
+        in result.stderr
+    )
     assert "3 signatures written" in result.stderr
     assert not (tmp_path / "sign-failed.txt").exists()
 
@@ -143,14 +147,16 @@ def test_single_manifest_of_another_platform_is_skipped_not_failed(
 ) -> None:
     repo = repo_name("skip")
     push_image(registry_http, repo, "v1", kind="docker-manifest", platforms=["linux/s390x"])
+    push_image(registry_http, repo, "v2", kind="docker-manifest", platforms=["linux/amd64"])
     ref = f"{registry_http.host}/{repo}:v1"
+    other = f"{registry_http.host}/{repo}:v2"
     result = run_hangar(
-        sign_args(write_list(tmp_path / "list", ref), registry_http), home, cwd=tmp_path
+        sign_args(write_list(tmp_path / "list", ref, other), registry_http), home, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
-    assert "no matching platform" in result.stderr
-    assert "1 skipped" in result.stderr
-    assert signed_tags(registry_http, repo) == set()
+    assert f"no matching platform (it has linux/s390x), skipped [{ref}]" in result.stderr
+    assert "1 signed, 0 already signed, 1 skipped for platform, 0 failed" in result.stderr
+    assert len(signed_tags(registry_http, repo)) == 1
     assert not (tmp_path / "sign-failed.txt").exists()
 
 
@@ -342,14 +348,14 @@ def test_failed_file_round_trip(registry_http: RegistryServer, home: Path, tmp_p
     result = run_hangar(sign_args(list_file, registry_http), home, cwd=tmp_path)
     assert result.returncode == 1
     failed = tmp_path / "sign-failed.txt"
-    assert failed.read_text().splitlines() == [missing, "Bad/Upper:case"]
+    assert failed_lines(failed) == [missing, "Bad/Upper:case"]
     assert "line 4" in result.stderr and "lowercase" in result.stderr
     assert "mirror list format" in result.stderr
     assert "1 signed" in result.stderr and "2 failed" in result.stderr
     assert missing in result.stderr
     assert signed_tags(registry_http, repo) == {sig_tag(good.digest)}
-    # fix the bad line by hand, push the missing image, retry just the failed lines
-    failed.write_text(missing + "\n")
+    # fix the bad line by hand (the header stays), push the missing image, retry the rest
+    failed.write_text(failed.read_text().replace("Bad/Upper:case\n", ""))
     push_image(registry_http, repo, "not-yet", kind="oci-manifest")
     retry = run_hangar(sign_args(failed, registry_http), home, cwd=tmp_path)
     assert retry.returncode == 0, retry.stderr
@@ -388,7 +394,7 @@ def test_schema1_is_a_clear_failure(
     assert result.returncode == 1
     assert "schema1" in result.stderr and "not supported" in result.stderr
     assert "Traceback" not in result.stderr
-    assert (tmp_path / "sign-failed.txt").read_text() == ref + "\n"
+    assert failed_lines(tmp_path / "sign-failed.txt") == [ref]
 
 
 def test_basic_auth_with_podman_auth_json(
@@ -489,7 +495,7 @@ def test_ctrl_c_stops_new_images_and_lists_the_rest(
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr
-    failed = (tmp_path / "sign-failed.txt").read_text().splitlines()
+    failed = failed_lines(tmp_path / "sign-failed.txt")
     done = stderr.count("Signed [") + stderr.count("Already signed [")
     assert 0 < len(failed) < len(lines)
     assert len(failed) + done == len(lines)
@@ -555,7 +561,7 @@ def test_timeout_fails_the_image_not_the_run(
     )
     assert result.returncode == 1
     assert "127.0.0.1:9" in result.stderr
-    assert (tmp_path / "sign-failed.txt").read_text() == "127.0.0.1:9/nothing/here:v1\n"
+    assert failed_lines(tmp_path / "sign-failed.txt") == ["127.0.0.1:9/nothing/here:v1"]
     assert sig_tag(good.digest) in signed_tags(registry_http, repo)
 
 

@@ -34,6 +34,7 @@ from tests.support.cli import (
     OCI_CONFIG,
     OCI_MANIFEST,
     SIMPLESIGNING,
+    failed_lines,
     run_hangar,
     sig_tag,
     sign_args,
@@ -46,7 +47,7 @@ KEY3_PUB = VECTORS / "cimage-keys" / "key3.pub"
 VECTOR_REPOSITORY = "127.0.0.1:5000/vectors/app"  # where c/image signed the vector
 MAX_SIGNATURE_BLOB = 4 * 1024 * 1024  # c/image's limit, written out independently of hangar
 NOT_VERIFIED = "signature does not verify with the key (signed by another key, or altered)"
-SUMMARY = "[INFO] Summary: {} images: {} passed, {} skipped, {} failed; "
+SUMMARY = "[INFO] Summary: {} images: {} passed, {} skipped for platform, {} failed; "
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -266,7 +267,7 @@ def test_vector_default_rule_rejects_another_repository(
         f"FAIL: [{by_digest}] linux/amd64 {digest}: {reason}",
     ]
     assert pass_lines(result.stderr) == []
-    assert failed.read_text() == f"{by_tag}\n{by_digest}\n"
+    assert failed_lines(failed) == [by_tag, by_digest]
     assert summary(2, 0, 0, 2) in result.stderr
 
 
@@ -491,7 +492,7 @@ def test_identity_modes_under_each_rule(modes: ModeImages, tmp_path: Path, rule:
     assert result.returncode == (1 if failed_refs else 0)
     failed_file = tmp_path / "sign-failed.txt"
     if failed_refs:
-        assert failed_file.read_text().splitlines() == failed_refs
+        assert failed_lines(failed_file) == failed_refs
     else:
         assert not failed_file.exists()
     assert summary(4, len(passed_refs), 0, len(failed_refs)) in result.stderr
@@ -668,7 +669,7 @@ def _assert_fails_with(t: Subject, home: Path, tmp_path: Path, reason: str) -> N
     assert result.returncode == 1, result.stderr
     assert fail_lines(result.stderr) == [f"FAIL: [{t.ref}] linux/amd64 {t.digest}: {reason}"]
     assert pass_lines(result.stderr) == []
-    assert (tmp_path / "sign-failed.txt").read_text() == t.ref + "\n"
+    assert failed_lines(tmp_path / "sign-failed.txt") == [t.ref]
     assert summary(1, 0, 0, 1) in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -921,7 +922,7 @@ def test_multi_arch_with_one_platform_signed_names_the_other(
         f"FAIL: [{ref}] linux/arm64 {image.platforms['linux/arm64']}: no signature"
     ]
     assert f"{ref}: 1 of 2 digest(s) not accepted (linux/arm64)" in result.stderr
-    assert (tmp_path / "sign-failed.txt").read_text() == ref + "\n"
+    assert failed_lines(tmp_path / "sign-failed.txt") == [ref]
     assert summary(1, 0, 0, 1) in result.stderr
 
     only_signed = run_hangar(validate_args(list_file, registry_http, "-a", "amd64"), home)
@@ -987,9 +988,14 @@ def test_image_with_no_matching_platform_is_skipped(
     result = run_hangar(
         validate_args(write_list(tmp_path / "list", ref), registry_http), home, cwd=tmp_path
     )
-    assert result.returncode == 0, result.stderr
-    assert f"no matching platform, skipped [{ref}]" in result.stderr
+    # Alone in its list, nothing was validated at all: that is a failure naming the platforms.
+    assert result.returncode == 1, result.stderr
+    assert f"no matching platform (it has linux/s390x), skipped [{ref}]" in result.stderr
     assert summary(1, 0, 1, 0) in result.stderr
+    assert result.stderr.splitlines()[-1].startswith(
+        "[ERRO] nothing was validated: no image of the list has a platform matching --os/--arch; "
+        "the images have: linux/s390x"
+    )
     assert not (tmp_path / "sign-failed.txt").exists()
 
 
@@ -1009,7 +1015,7 @@ def test_registry_with_credentials(
     denied = run_hangar(validate_args(list_file, server), home, cwd=tmp_path)
     assert denied.returncode == 1
     assert f"hangar login {server.host}" in denied.stderr
-    assert (tmp_path / "sign-failed.txt").read_text() == ref + "\n"
+    assert failed_lines(tmp_path / "sign-failed.txt") == [ref]
 
     write_auth_json(
         home / ".config/containers/auth.json", server.host, server.username, server.password
@@ -1071,7 +1077,7 @@ def test_several_images_with_four_workers(
     assert failed_refs == set(unsigned_refs)
     assert all(line.endswith(": no signature") for line in fail_lines(result.stderr))
     assert f"{missing}: image {missing} not found" in result.stderr
-    failed = (tmp_path / "sign-failed.txt").read_text().splitlines()
+    failed = failed_lines(tmp_path / "sign-failed.txt")
     assert sorted(failed) == sorted([*unsigned_refs, missing])
     assert summary(12, 8, 0, 4) in result.stderr
 

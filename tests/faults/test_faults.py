@@ -39,6 +39,7 @@ from tests.support.cli import (
     KEY2,
     KEY2_PASS,
     KEY2_PUB,
+    failed_lines,
     hangar_env,
     run_hangar,
     sig_tag,
@@ -249,7 +250,7 @@ def check_outcome(bed: Bed, run: Run, *, strict: bool = True) -> list[str]:
     lost after the registry acted on it (an outage): hangar then lists the line as failed
     although its signature landed, and the rerun reports it "already signed".
     """
-    failed = bed.failed_path.read_text().splitlines() if bed.failed_path.exists() else []
+    failed = failed_lines(bed.failed_path) if bed.failed_path.exists() else []
     assert len(failed) == len(set(failed)), failed
     records = json.loads(bed.report_path.read_text())
     statuses = {record["image"]: record["status"] for record in records}
@@ -726,7 +727,7 @@ def test_validate_under_a_5xx_burst_gives_correct_verdicts(
     assert all(bed.proxy.hits(rule) > 0 for rule in rules)
     assert result.returncode == 1
     rejected = {bed.line(image) for image in images if image not in signed}
-    failed = failed_path.read_text().splitlines()
+    failed = failed_lines(failed_path)
     assert sorted(failed) == sorted(rejected | {bed.line(unreadable)})
     for image in signed:
         passed = f"PASS: [{bed.line(image)}]" in result.stderr
@@ -742,6 +743,6 @@ def test_validate_under_a_5xx_burst_gives_correct_verdicts(
         [*args[:3], str(failed_path), *args[4:]], bed.home, cwd=bed.work, **FAST_RETRIES
     )
     assert again.returncode == 1
-    assert sorted(failed_path.read_text().splitlines()) == sorted(rejected)
+    assert sorted(failed_lines(failed_path)) == sorted(rejected)
     assert f"PASS: [{bed.line(unreadable)}]" in again.stderr
     print(f"FAULTS validate: retries={result.stderr.count('; retry in ')} exit=1 as expected")

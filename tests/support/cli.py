@@ -72,6 +72,13 @@ def run_hangar(
     )
 
 
+def failed_lines(path: Path) -> list[str]:
+    """The lines of a failed file hangar wrote, after its `# failed lines of ...` header."""
+    lines = path.read_text().splitlines()
+    assert lines and lines[0].startswith("# failed lines of hangar "), lines[:1]
+    return lines[1:]
+
+
 def sign_args(
     list_file: Path,
     server: RegistryServer,

@@ -6,13 +6,14 @@ Subcommands are imported only when run, so `hangar --help` stays fast.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 import click
 
 from hangar import __version__, output
 from hangar.cli._args import normalize_argv
-from hangar.errors import HangarError
+from hangar.errors import HangarError, UsageProblem
 
 # name -> (module, attribute, short help). Imported lazily.
 _COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -66,8 +67,17 @@ def cli(ctx: click.Context, debug: bool, insecure_policy: bool) -> None:
     ctx.obj = {"debug": debug, "insecure_policy": insecure_policy}
 
 
+class Terminated(BaseException):
+    """SIGTERM outside a run (a run handles it itself): unwind, so that no temp file stays."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         cli.main(args=normalize_argv(args), prog_name="hangar", standalone_mode=False)
     except click.exceptions.Abort:
@@ -76,14 +86,22 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         output.error(_click_error_line(exc, args))
         sys.exit(exc.exit_code)
+    except UsageProblem as exc:
+        output.error(str(exc))
+        sys.exit(2)
     except HangarError as exc:
         output.error(str(exc))
         sys.exit(1)
     except KeyboardInterrupt:
         output.error("interrupted")
         sys.exit(130)
+    except Terminated:
+        output.error("terminated (SIGTERM)")
+        sys.exit(143)
     except BrokenPipeError:
-        sys.exit(1)
+        # stdout's reader went away (`hangar inspect --raw ... | head -1`): stop quietly.
+        output.silence(sys.stdout)
+        sys.exit(output.CLOSED_EXIT_CODE)
 
 
 def _click_error_line(exc: click.ClickException, args: list[str]) -> str:

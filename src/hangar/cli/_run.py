@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from hangar import output
-from hangar.imagelist import iter_image_list
-from hangar.jobs import Finalizer, Runner, RunOptions, Summary, Worker
+from hangar.cli._args import split_list
+from hangar.cli._outputs import open_outputs
+from hangar.imagelist import ListSource, iter_image_list, open_image_list
+from hangar.jobs import (
+    SIGNAL_EXIT_CODES,
+    FailedList,
+    Finalizer,
+    Report,
+    Runner,
+    RunOptions,
+    Summary,
+    Worker,
+)
 
 if TYPE_CHECKING:
     from hangar.registry.client import RegistryClient
@@ -26,19 +40,78 @@ def checked_jobs(jobs: int) -> int:
     return 1
 
 
+def platform_options(flags: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """--os/--arch as lists, in the spelling images use (`x86_64` is `amd64`); says so when a
+    spelling was changed, so that nobody wonders why `--arch x86_64` signed amd64."""
+    from hangar.manifest import normalize_arch, normalize_os
+
+    oses = _normalized("--os", split_list(flags["os_"]), normalize_os)
+    arches = _normalized("--arch", split_list(flags["arch"]), normalize_arch)
+    return oses, arches
+
+
+def _normalized(flag: str, values: list[str], normalize: Callable[[str], str]) -> list[str]:
+    result: list[str] = []
+    for value in values:
+        name = normalize(value)
+        if name != value:
+            output.info(f"{flag} {value} is read as {name}, as containers/image names it")
+        if name not in result:
+            result.append(name)
+    return result
+
+
 def require(value: str | None, flag: str, what: str) -> str:
     if not value:
         raise click.UsageError(f"{flag} is required: {what}")
     return value
 
 
-def scan_list(path: str, registry: str | None, project: str | None) -> tuple[int, dict[str, str]]:
+@dataclass
+class ListRun:
+    """What a list command prepares before any work: the list (read once), its size and
+    registries, and the output files, checked and opened (`-o`, `--report`)."""
+
+    source: ListSource
+    total: int
+    registries: dict[str, str]
+    failed: FailedList
+    report: Report
+    failed_path: Path
+
+
+@contextlib.contextmanager
+def prepare_run(flags: dict[str, Any], command: str, inputs: list[str | None]) -> Iterator[ListRun]:
+    """Open the list and the outputs, or fail with one line before any work. Whatever happens
+    inside the block, no temp file is left behind and no output is half written."""
+    source = open_image_list(flags["file"])
+    failed_out, report_out = open_outputs(
+        Path(flags["failed"]),
+        Path(flags["report"]) if flags["report"] else None,
+        command=command,
+        list_source=source,
+        inputs=[Path(path) for path in inputs if path],
+    )
+    failed, report = FailedList(failed_out, command), Report(report_out)
+    try:
+        total, registries = _scan_list(source, flags["registry"], flags["project"])
+        actual = failed_out.destination.given  # -o, or the file beside it (see _outputs)
+        yield ListRun(source, total, registries, failed, report, actual)
+    finally:
+        # After a run these are no-ops (the runner committed them); before, they undo.
+        failed.discard()
+        report.discard()
+
+
+def _scan_list(
+    source: ListSource, registry: str | None, project: str | None
+) -> tuple[int, dict[str, str]]:
     """One streaming pass before the run: the number of lines to process (for the ETA) and one
     repository per registry (for the login check). File errors surface here, before any network.
     """
     total = 0
     registries: dict[str, str] = {}
-    for entry in iter_image_list(path, registry=registry, project=project):
+    for entry in iter_image_list(source, registry=registry, project=project):
         total += 1
         if entry.reference is not None:
             registries.setdefault(entry.reference.registry, entry.reference.repository)
@@ -87,9 +160,9 @@ def registry_client(flags: dict[str, Any], jobs: int) -> RegistryClient:
 async def run_list(
     worker: Worker,
     flags: dict[str, Any],
+    prepared: ListRun,
     *,
     jobs: int,
-    total: int,
     verb: str,
     finalize: Finalizer | None = None,
 ) -> Summary:
@@ -97,13 +170,13 @@ async def run_list(
     options = RunOptions(
         jobs=jobs,
         timeout=flags["timeout"],
-        failed_path=Path(flags["failed"]),
-        report_path=Path(flags["report"]) if flags["report"] else None,
+        failed=prepared.failed,
+        report=prepared.report,
         verb=verb,
-        total=total,
+        total=prepared.total,
     )
-    output.info(f"{verb} images of {flags['file']} with {jobs} worker(s)")
-    entries = iter_image_list(flags["file"], registry=flags["registry"], project=flags["project"])
+    output.info(f"{verb} images of {prepared.source} with {jobs} worker(s)")
+    entries = iter_image_list(prepared.source, registry=flags["registry"], project=flags["project"])
     return await Runner(worker, options).run(entries, finalize=finalize)
 
 
@@ -114,31 +187,49 @@ def print_summary(summary: Summary, verb: str, noun: str, failed_path: Path) -> 
         parts = [
             f"{counts.get('signed', 0)} signed",
             f"{counts.get('already-signed', 0)} already signed",
-            f"{counts.get('skipped', 0)} skipped",
-            f"{counts.get('failed', 0)} failed",
         ]
         tail = f"{summary.signatures} signatures written"
     else:
-        parts = [
-            f"{counts.get('passed', 0)} passed",
-            f"{counts.get('skipped', 0)} skipped",
-            f"{counts.get('failed', 0)} failed",
-        ]
+        parts = [f"{counts.get('passed', 0)} passed"]
         tail = f"{summary.signatures} digests verified"
+    parts += [
+        f"{counts.get('skipped', 0)} skipped for platform",
+        f"{counts.get('failed', 0)} failed",
+    ]
+    if summary.not_started:
+        parts.append(f"{summary.not_started} not started")
+    if counts.get("mirror-format"):
+        parts.append(f"{counts['mirror-format']} mirror-format line(s) skipped")
     output.info(
         f"Summary: {summary.total} images: {', '.join(parts)}; {tail} in "
         f"{summary.elapsed:.1f}s ({rate:.1f} {noun}/s)"
     )
-    if summary.failed:
-        output.error(
-            f"{summary.failed} image(s) failed; their lines are in {failed_path} "
-            f"(run again with -f {failed_path} to retry just those)"
+    if summary.fatal:
+        output.error(f"the run stopped: {summary.fatal}")
+    unfinished = summary.failed + summary.not_started
+    if unfinished:
+        retry = (
+            f"run again with -f {failed_path} to retry just those"
+            if verb == "sign"
+            else f"sign them with `hangar sign -f {failed_path} -k KEY`, then validate again"
         )
+        output.error(f"{unfinished} image(s) not done; their lines are in {failed_path} ({retry})")
     if summary.interrupted:
         output.warn("the run was interrupted; unfinished lines are in the failed file")
+    if summary.only_skipped_for_platform:
+        have = ", ".join(sorted(summary.platforms_seen)) or "none that can be read"
+        output.error(
+            f"nothing was {'signed' if verb == 'sign' else 'validated'}: no image of the list "
+            f"has a platform matching --os/--arch; the images have: {have} "
+            "(pass --os/--arch for the platforms to use)"
+        )
 
 
 def exit_code(summary: Summary) -> int:
-    if summary.interrupted:
-        return 130
-    return 1 if summary.failed else 0
+    if summary.output_closed or output.output_closed():
+        return output.CLOSED_EXIT_CODE
+    if summary.interrupted_by is not None:
+        return SIGNAL_EXIT_CODES.get(summary.interrupted_by, 130)
+    if summary.fatal or summary.failed or summary.not_started:
+        return 1
+    return 1 if summary.only_skipped_for_platform else 0

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 
 import click
 
-from hangar.cli._args import list_options, split_list
+from hangar.cli._args import list_options
 from hangar.cli._run import (
     checked_jobs,
     ensure_logins,
     exit_code,
+    platform_options,
+    prepare_run,
     print_summary,
     registry_client,
     require,
     run_list,
-    scan_list,
 )
 
 EXAMPLES = """\b
@@ -95,37 +95,39 @@ def _sign(**flags) -> int:
     from hangar.signing import SignOptions
     from hangar.sigstore.keys import read_signing_key
 
-    file = require(flags["file"], "-f/--file", "the image list to sign")
+    require(flags["file"], "-f/--file", "the image list to sign")
     key_path = require(flags["key"], "-k/--sigstore-key", "the sigstore private key file")
     jobs = checked_jobs(flags["jobs"])
-    total, registries = scan_list(file, flags["registry"], flags["project"])
-    # Decrypt the key once, before any network traffic.
-    key = read_signing_key(key_path, flags["sigstore_passphrase_file"])
-    options = SignOptions(
-        oses=split_list(flags["os_"]),
-        arches=split_list(flags["arch"]),
-        identity_mode=flags["signed_identity"],
-        sign_index=flags["sign_index"],
-        force=flags["force"],
-    )
-    summary = asyncio.run(_sign_run(key, options, jobs, total, registries, flags))
-    print_summary(summary, "sign", "signatures", Path(flags["failed"]))
+    oses, arches = platform_options(flags)
+    inputs = [key_path, flags["sigstore_passphrase_file"], flags["authfile"]]
+    with prepare_run(flags, "hangar sign", inputs) as prepared:
+        # Decrypt the key once, before any network traffic.
+        key = read_signing_key(key_path, flags["sigstore_passphrase_file"])
+        options = SignOptions(
+            oses=oses,
+            arches=arches,
+            identity_mode=flags["signed_identity"],
+            sign_index=flags["sign_index"],
+            force=flags["force"],
+        )
+        summary = asyncio.run(_sign_run(key, options, jobs, prepared, flags))
+    print_summary(summary, "sign", "signatures", prepared.failed_path)
     return exit_code(summary)
 
 
-async def _sign_run(key, options, jobs, total, registries, flags):
+async def _sign_run(key, options, jobs, prepared, flags):
     from hangar.signing import Signer
 
     async with registry_client(flags, jobs) as client:
         if not flags["skip_login"]:
-            await ensure_logins(client, registries)
+            await ensure_logins(client, prepared.registries)
         signer = Signer(client, key, options)
         # The final check's losses are failed lines too: they go to the failed file.
         return await run_list(
             signer.sign_entry,
             flags,
+            prepared,
             jobs=jobs,
-            total=total,
             verb="Signing",
             finalize=lambda: signer.confirm(concurrency=jobs),
         )

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 
 import click
 
-from hangar.cli._args import list_options, split_list
+from hangar.cli._args import list_options
 from hangar.cli._run import (
     checked_jobs,
     exit_code,
+    platform_options,
+    prepare_run,
     print_summary,
     registry_client,
     require,
     run_list,
-    scan_list,
 )
 
 
@@ -70,30 +70,32 @@ def _validate(**flags) -> int:
     from hangar.sigstore.keys import load_public_key
     from hangar.validation import ValidateOptions
 
-    file = require(flags["file"], "-f/--file", "the image list to validate")
+    require(flags["file"], "-f/--file", "the image list to validate")
     if not flags["pubkeys"]:
         raise click.UsageError("-p/--sigstore-pubkey is required: the sigstore public key file")
-    keys = [load_public_key(path) for path in flags["pubkeys"]]
     jobs = checked_jobs(flags["jobs"])
-    total, _ = scan_list(file, flags["registry"], flags["project"])
-    options = ValidateOptions(
-        oses=split_list(flags["os_"]),
-        arches=split_list(flags["arch"]),
-        exact_repository=flags["exact_repository"],
-        accept_repository_identity=flags["accept_repository_identity"],
-        require_tag_identity=flags["require_tag_identity"],
-        require_index_signature=flags["require_index_signature"],
-    )
-    summary = asyncio.run(_validate_run(keys, options, jobs, total, flags))
-    print_summary(summary, "validate", "digests", Path(flags["failed"]))
+    oses, arches = platform_options(flags)
+    inputs = [*flags["pubkeys"], flags["authfile"]]
+    with prepare_run(flags, "hangar sign validate", inputs) as prepared:
+        keys = [load_public_key(path) for path in flags["pubkeys"]]
+        options = ValidateOptions(
+            oses=oses,
+            arches=arches,
+            exact_repository=flags["exact_repository"],
+            accept_repository_identity=flags["accept_repository_identity"],
+            require_tag_identity=flags["require_tag_identity"],
+            require_index_signature=flags["require_index_signature"],
+        )
+        summary = asyncio.run(_validate_run(keys, options, jobs, prepared, flags))
+    print_summary(summary, "validate", "digests", prepared.failed_path)
     return exit_code(summary)
 
 
-async def _validate_run(keys, options, jobs, total, flags):
+async def _validate_run(keys, options, jobs, prepared, flags):
     from hangar.validation import Validator
 
     async with registry_client(flags, jobs) as client:
         validator = Validator(client, keys, options)
         return await run_list(
-            validator.validate_entry, flags, jobs=jobs, total=total, verb="Validating"
+            validator.validate_entry, flags, prepared, jobs=jobs, verb="Validating"
         )
