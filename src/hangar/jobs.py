@@ -18,6 +18,7 @@ caller prints the summary and picks the exit code from `Summary`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -226,6 +227,88 @@ class Progress:
             self._bar.stop()
 
 
+class Interrupts:
+    """SIGINT and SIGTERM for a whole command, installed before its first request so that no
+    signal ever meets Python's default handlers mid-run (a KeyboardInterrupt inside asyncio
+    would tear the run down with tasks still writing). Listeners get (signal, how many so far).
+    Work started with `guard()` before the run (the login check) is cancelled by a signal."""
+
+    def __init__(self) -> None:
+        self.first: int | None = None  # the signal that stopped the command
+        self.count = 0
+        self._listener: Callable[[int, int], None] | None = None
+        self._guarded: set[asyncio.Task[Any]] = set()
+        self._restore: Callable[[], None] = lambda: None
+
+    async def __aenter__(self) -> Interrupts:
+        self._install()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._restore()
+
+    def _install(self) -> None:
+        loop = asyncio.get_running_loop()
+        installed: list[tuple[int, Any]] = []
+        for signum in SIGNAL_EXIT_CODES:
+            try:
+                previous = signal.getsignal(signum)
+                loop.add_signal_handler(signum, self._on_signal, signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                continue
+            installed.append((signum, previous))
+
+        def restore() -> None:
+            for signum, previous in installed:
+                loop.remove_signal_handler(signum)
+                # asyncio leaves SIG_DFL behind; the previous handler must come back so that
+                # a late SIGTERM still unwinds (no temp file left) instead of killing outright.
+                signal.signal(signum, previous)
+            self._restore = lambda: None
+
+        self._restore = restore
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Python's own handlers for a blocking prompt: a Ctrl-C there must interrupt the
+        read (KeyboardInterrupt), which the loop's handler cannot do."""
+        self._restore()
+        try:
+            yield
+        finally:
+            self._install()
+
+    def listen(self, listener: Callable[[int, int], None] | None) -> None:
+        self._listener = listener
+
+    async def guard(self, work: Awaitable[Any]) -> None:
+        """Run `work` unless a signal came or comes: then it is cancelled, quietly."""
+        if self.first is not None:
+            if asyncio.iscoroutine(work):
+                work.close()
+            return
+        task = asyncio.ensure_future(work)
+        self._guarded.add(task)
+        try:
+            await task
+        except asyncio.CancelledError:
+            if self.first is None:
+                raise
+        except KeyboardInterrupt:  # Ctrl-C at a prompt (see paused)
+            self._on_signal(signal.SIGINT)
+        finally:
+            self._guarded.discard(task)
+
+    def _on_signal(self, signum: int) -> None:
+        self.count += 1
+        if self.first is None:
+            self.first = signum
+        for task in self._guarded:
+            task.cancel()
+        if self._listener is not None:
+            self._listener(signum, self.count)
+
+
 @dataclass
 class RunOptions:
     jobs: int
@@ -235,6 +318,7 @@ class RunOptions:
     verb: str = "Signing"
     progress: bool | None = None  # None: on when stderr is a terminal
     total: int | None = None  # lines expected, for the ETA
+    interrupts: Interrupts | None = None  # None: the runner installs its own
 
 
 class Runner:
@@ -256,13 +340,22 @@ class Runner:
         """Run every line. `finalize`, awaited once all lines are done, returns lines that
         failed after the fact (a signature another writer dropped): they join the failed file.
         """
+        if self.options.interrupts is None:
+            async with Interrupts() as interrupts:
+                return await self._run(entries, finalize, interrupts)
+        return await self._run(entries, finalize, self.options.interrupts)
+
+    async def _run(
+        self, entries: Iterable[ListEntry], finalize: Finalizer | None, interrupts: Interrupts
+    ) -> Summary:
         show = self.options.progress
         if show is None:
             show = sys.stderr.isatty()
         self._started = time.monotonic()
         numbered = enumerate(entries, start=1)
-        loop = asyncio.get_running_loop()
-        restore = self._install_signals(loop)
+        if interrupts.first is not None:  # a signal came before the run: nothing starts
+            self._on_signal(interrupts.first, 1)
+        interrupts.listen(self._on_signal)
         output.on_closed(self._on_output_closed)
         try:
             with Progress(self.options.verb, show) as progress:
@@ -272,12 +365,22 @@ class Runner:
             if finalize is not None and not self._abandoned and self.summary.fatal is None:
                 await self._finalize(finalize)
         finally:
-            self._record_rest(numbered)
+            await self._cancel_tasks()
+            interrupts.listen(None)
             output.on_closed(None)
-            restore()
+            self._record_rest(numbered)
             self.summary.elapsed = time.monotonic() - self._started
             self._finish_files()
         return self.summary
+
+    async def _cancel_tasks(self) -> None:
+        """Nothing of the run may outlive it (this run itself being cancelled included): a
+        task left behind would write to files already closed."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run_workers(self, numbered: Iterator[tuple[int, ListEntry]]) -> None:
         self._tasks = [asyncio.create_task(self._work(numbered)) for _ in range(self.options.jobs)]
@@ -323,28 +426,10 @@ class Runner:
                 counts["signed"] -= 1
             counts["failed"] = counts.get("failed", 0) + 1
 
-    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
-        installed: list[tuple[int, Any]] = []
-        for signum in SIGNAL_EXIT_CODES:
-            try:
-                previous = signal.getsignal(signum)
-                loop.add_signal_handler(signum, self._on_signal, signum)
-            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
-                continue
-            installed.append((signum, previous))
-
-        def restore() -> None:
-            for signum, previous in installed:
-                loop.remove_signal_handler(signum)
-                # asyncio leaves SIG_DFL behind; the CLI's handler must come back so that a
-                # late SIGTERM still cleans up instead of killing the process mid-write.
-                signal.signal(signum, previous)
-
-        return restore
-
-    def _on_signal(self, signum: int) -> None:
-        if self._stopping:
+    def _on_signal(self, signum: int, count: int) -> None:
+        if count > 1 or self._stopping:
             output.warn("interrupted again: abandoning the images in flight")
+            self.summary.interrupted_by = self.summary.interrupted_by or signum
             self._abandon()
             return
         self._stopping = True

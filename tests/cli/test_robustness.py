@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -34,6 +35,9 @@ from tests.support.errors_doc import documented
 from tests.support.faultproxy import FaultProxy, Rule
 from tests.support.images import push_image
 from tests.support.registry import RegistryServer
+from tests.support.terminal import run_in_pty
+
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 
 SIGN_HEADER = "# failed lines of hangar sign; retry them with: hangar sign -f {} ..."
 
@@ -379,13 +383,16 @@ def test_second_signal_abandons_in_flight_images_at_once(
         home,
         tmp_path,
     )
-    wait_for(hanging, HOLD, 4)
-    process.send_signal(signum)
-    time.sleep(0.5)  # two signals sent together are merged into one by the kernel
-    assert process.poll() is None  # the first one waits for the images in flight
-    sent = time.monotonic()
-    process.send_signal(signum)
-    _, stderr = process.communicate(timeout=30)
+    try:
+        wait_for(hanging, HOLD, 4)
+        process.send_signal(signum)
+        time.sleep(0.5)  # two signals sent together are merged into one by the kernel
+        assert process.poll() is None  # the first one waits for the images in flight
+        sent = time.monotonic()
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
     assert time.monotonic() - sent < 10
     assert process.returncode == code, stderr
     assert stderr.count("abandoned: interrupted") == 4
@@ -406,9 +413,12 @@ def test_sigterm_drains_like_ctrl_c(
     image = pushed(registry_http, kind="oci-manifest")
     list_file = write_list(tmp_path / "list", *[image] * 3000)
     process = start(sign_args(list_file, registry_http, "--report", "r.json"), home, tmp_path)
-    time.sleep(2)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
+    try:
+        time.sleep(2)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
     assert process.returncode == 143, stderr
     assert "interrupted (SIGTERM): no new images start" in stderr
     assert "[INFO] Summary: 3000 images:" in stderr
@@ -419,35 +429,54 @@ def test_sigterm_drains_like_ctrl_c(
     assert 0 < len(not_done) < 3000
 
 
-def test_sigterm_before_the_run_leaves_no_temp_file(
-    hanging: FaultProxy, home: Path, tmp_path: Path
+def test_a_signal_during_the_login_check_still_writes_the_failed_file(
+    hanging: FaultProxy, registry_http: RegistryServer, home: Path, tmp_path: Path
 ) -> None:
     list_file = hanging_list(tmp_path, hanging, count=2)
-    # The login check (a GET of /v2/) is held too: SIGTERM lands before the run starts.
+    # The login check (a GET of /v2/) is held too: SIGTERM lands before any image starts.
     probe = hanging.add_rule(Rule(method="GET", path_regex=r"^/v2/$", action="delay", delay=60))
-    process = start(
-        [
-            "sign",
-            "-f",
-            str(list_file),
-            "-k",
-            str(KEY1),
-            "--sigstore-passphrase-file",
-            str(KEY1.with_name("key1.passphrase")),
-            "--tls-verify=false",
-            "--report",
-            "r.json",
-        ],
-        home,
-        tmp_path,
+    args = [*sign_args(list_file, registry_http), "--report", "r.json"]  # the proxy is http too
+    process = start(args, home, tmp_path)
+    try:
+        wait_for(hanging, probe, 1)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr
+    assert (
+        "Summary: 2 images: 0 signed, 0 already signed, 0 skipped for platform, 0 failed, "
+        "2 not started" in stderr
     )
-    wait_for(hanging, probe, 1)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=30)
+    assert len(failed_lines(tmp_path / "sign-failed.txt")) == 2
+    assert [r["status"] for r in json.loads((tmp_path / "r.json").read_text())] == [
+        "not-started",
+        "not-started",
+    ]
+    assert no_temp_files(tmp_path)
+
+
+def test_sigterm_before_the_run_leaves_no_file_at_all(home: Path, tmp_path: Path) -> None:
+    """A list from a FIFO whose writer never finishes: hangar waits to read it; SIGTERM then
+    unwinds before any output is opened."""
+    fifo = tmp_path / "list.fifo"
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR)  # keeps the FIFO open for writing, writes nothing
+    process = start(
+        ["sign", "-f", str(fifo), "-k", str(KEY1), "--report", "r.json"], home, tmp_path
+    )
+    try:
+        time.sleep(1.5)
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        os.close(writer)
     assert process.returncode == 143, stderr
     assert stderr.strip().splitlines()[-1] == "[ERRO] terminated (SIGTERM)"
     documented("terminated-before-the-run", 143, "[ERRO] terminated (SIGTERM)", {})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "list"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "list.fifo"]
 
 
 # -- 6. lists from a stream -----------------------------------------------------------------
@@ -520,3 +549,19 @@ def test_nothing_matching_the_platform_is_a_failure_naming_what_there_is(
         "(pass --os/--arch for the platforms to use)"
     )
     assert "2 skipped for platform, 0 failed, 1 mirror-format line(s) skipped" in (result.stderr)
+
+
+def test_two_ctrl_c_typed_at_a_terminal(
+    hanging: FaultProxy, registry_http: RegistryServer, home: Path, tmp_path: Path
+) -> None:
+    """With the progress bar on, as a person sees it: ^C typed twice on the terminal."""
+    list_file = hanging_list(tmp_path, hanging)
+    argv = [HANGAR, *sign_args(list_file, registry_http, "-j", "4", "--skip-login")]
+    answers = [(b"Signing", b"\x03"), (b"(Ctrl-C again to abandon them)", b"\x03")]
+    code, output = run_in_pty(argv, answers, env=hangar_env(home), cwd=tmp_path, timeout=60)
+    text = ANSI.sub(b"", output).decode()
+    assert code == 130, text
+    assert text.count("abandoned: interrupted") == 4
+    assert "4 failed, 36 not started" in text
+    assert "Traceback" not in text
+    assert len(failed_lines(tmp_path / "sign-failed.txt")) == 40

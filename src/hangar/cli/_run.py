@@ -19,6 +19,7 @@ from hangar.jobs import (
     SIGNAL_EXIT_CODES,
     FailedList,
     Finalizer,
+    Interrupts,
     Report,
     Runner,
     RunOptions,
@@ -118,7 +119,7 @@ def _scan_list(
     return total, registries
 
 
-async def ensure_logins(client, registries: dict[str, str]) -> None:
+async def ensure_logins(client, registries: dict[str, str], interrupts: Interrupts) -> None:
     """Prompt for credentials where a registry needs them and none are stored (as the seed's
     tool does); elsewhere warn once, and each image fails with a `hangar login` hint."""
     from hangar.registry.credentials import store_credentials
@@ -141,8 +142,9 @@ async def ensure_logins(client, registries: dict[str, str]) -> None:
             )
             continue
         output.info(f"registry {registry} requires login")
-        username = click.prompt(f"Username for {registry}")
-        password = click.prompt(f"Password for {registry}", hide_input=True)
+        with interrupts.paused():
+            username = click.prompt(f"Username for {registry}")
+            password = click.prompt(f"Password for {registry}", hide_input=True)
         await client.check_credentials(registry, username, password)
         path = store_credentials(registry, username, password)
         output.info(f"Login succeeded; credentials stored in {path}")
@@ -164,6 +166,7 @@ async def run_list(
     *,
     jobs: int,
     verb: str,
+    interrupts: Interrupts,
     finalize: Finalizer | None = None,
 ) -> Summary:
     """Stream the list of `--file` through `worker`, `jobs` at a time."""
@@ -174,6 +177,7 @@ async def run_list(
         report=prepared.report,
         verb=verb,
         total=prepared.total,
+        interrupts=interrupts,
     )
     output.info(f"{verb} images of {prepared.source} with {jobs} worker(s)")
     entries = iter_image_list(prepared.source, registry=flags["registry"], project=flags["project"])

@@ -116,11 +116,12 @@ def _sign(**flags) -> int:
 
 
 async def _sign_run(key, options, jobs, prepared, flags):
+    from hangar.jobs import Interrupts
     from hangar.signing import Signer
 
-    async with registry_client(flags, jobs) as client:
+    async with Interrupts() as interrupts, registry_client(flags, jobs) as client:
         if not flags["skip_login"]:
-            await ensure_logins(client, prepared.registries)
+            await interrupts.guard(ensure_logins(client, prepared.registries, interrupts))
         signer = Signer(client, key, options)
         # The final check's losses are failed lines too: they go to the failed file.
         return await run_list(
@@ -129,6 +130,7 @@ async def _sign_run(key, options, jobs, prepared, flags):
             prepared,
             jobs=jobs,
             verb="Signing",
+            interrupts=interrupts,
             finalize=lambda: signer.confirm(concurrency=jobs),
         )
 

@@ -92,10 +92,16 @@ def _validate(**flags) -> int:
 
 
 async def _validate_run(keys, options, jobs, prepared, flags):
+    from hangar.jobs import Interrupts
     from hangar.validation import Validator
 
-    async with registry_client(flags, jobs) as client:
+    async with Interrupts() as interrupts, registry_client(flags, jobs) as client:
         validator = Validator(client, keys, options)
         return await run_list(
-            validator.validate_entry, flags, prepared, jobs=jobs, verb="Validating"
+            validator.validate_entry,
+            flags,
+            prepared,
+            jobs=jobs,
+            verb="Validating",
+            interrupts=interrupts,
         )
