@@ -147,6 +147,21 @@ def test_the_real_dev_null_and_dev_full(
     assert is_char_device(Path("/dev/full"))
 
 
+def test_failed_file_to_dev_stdout(
+    registry_http: RegistryServer, home: Path, tmp_path: Path
+) -> None:
+    missing = f"{registry_http.host}/robust/missing:v1"
+    list_file = write_list(tmp_path / "list", missing, pushed(registry_http))
+    args = sign_args(list_file, registry_http, "-o", "/dev/stdout", "--report", "/dev/stderr")
+    result = run_hangar(args, home, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == missing + "\n"  # the failed lines, nothing else
+    report = result.stderr[result.stderr.index("[\n") :]
+    assert '"status": "failed"' in report and '"status": "signed"' in report
+    assert Path("/dev/stdout").is_symlink() and is_char_device(Path("/dev/null"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "list"]
+
+
 def test_failed_file_through_a_symlink_writes_the_target(
     registry_http: RegistryServer, home: Path, tmp_path: Path
 ) -> None:
