@@ -426,14 +426,15 @@ def test_a_response_slower_than_timeout_fails_that_image_only(
     bed = make_bed()
     slow = bed.images[4]
     path = rf"^/v2/{re.escape(slow.repository)}/manifests/v1$"
-    rule = bed.proxy.add_rule(Rule(method="GET", path_regex=path, action="delay", delay=5.0))
+    rule = bed.proxy.add_rule(Rule(method="GET", path_regex=path, action="delay", delay=60.0))
     run = bed.sign(None, "--timeout", "2s")
     assert bed.proxy.hits(rule) == 1
     failed = check_outcome(bed, run)
     assert failed == [bed.line(slow)]
     assert "timed out after 2s (--timeout)" in run.stderr
-    # The run did not wait for the 5 s answer (startup and key decryption included).
-    assert run.elapsed < 4.8, run.elapsed
+    # The run did not wait for the 60 s answer. The margin is wide on purpose: this checks
+    # behaviour, not speed, and must hold on a loaded machine.
+    assert run.elapsed < 40, run.elapsed
     rerun_failed(bed, failed)
     stats("timeout", run)
 
