@@ -44,7 +44,7 @@ Status = Literal[
 ]
 OK_STATUSES = ("signed", "already-signed", "skipped", "mirror-format", "passed")
 FAILED_STATUSES = ("failed", "not-started")
-SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+SIGNAL_EXIT_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 @dataclass
@@ -393,7 +393,7 @@ class Runner:
         self._tasks = []
 
     async def _finalize(self, finalize: Finalizer) -> None:
-        task = asyncio.create_task(finalize())
+        task: asyncio.Task[list[str]] = asyncio.ensure_future(finalize())
         self._tasks = [task]
         try:
             late = await task
