@@ -78,6 +78,30 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+# Fixtures that start (or share) a real docker-registry: a test using one, directly or through
+# another fixture, is marked `registry`, so `scripts/test.sh -m "not registry"` is the fast loop.
+REGISTRY_FIXTURES = frozenset(
+    {
+        "registry_http",
+        "registry_https",
+        "registry_basic",
+        "registry_token",
+        "make_registry",
+        "vector",  # tests/cli/test_validate.py: a registry of its own for the c/image vector
+    }
+)
+SLOW_DIRS = ("faults",)  # fault and concurrency campaigns: minutes, not seconds
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & REGISTRY_FIXTURES:
+            item.add_marker(pytest.mark.registry)
+        if any(part in SLOW_DIRS for part in Path(str(item.fspath)).parts):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """hangar once deleted /dev/null when given `-o /dev/null` as root: fail the run if any
     test (or hangar under test) left it anything but a character device."""
