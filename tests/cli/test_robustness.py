@@ -580,3 +580,33 @@ def test_two_ctrl_c_typed_at_a_terminal(
     assert "4 failed, 36 not started" in text
     assert "Traceback" not in text
     assert len(failed_lines(tmp_path / "sign-failed.txt")) == 40
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_bug_is_one_line_and_its_traceback_only_with_debug(
+    home: Path, tmp_path: Path, debug: bool
+) -> None:
+    """A bug is simulated by a sitecustomize that breaks a function hangar calls early."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import hangar.manifest\n"
+        "def broken(text):\n"
+        "    raise RuntimeError('simulated bug')\n"
+        "hangar.manifest.normalize_arch = broken\n"
+    )
+    list_file = write_list(tmp_path / "list", "127.0.0.1:9/never/contacted:v1")
+    args = ["--debug"] if debug else []
+    result = run_hangar(
+        [*args, "sign", "-f", str(list_file), "-k", str(KEY1)],
+        home,
+        cwd=tmp_path,
+        PYTHONPATH=str(tmp_path),
+    )
+    assert result.returncode == 1
+    line = (
+        "[ERRO] unexpected error: RuntimeError: simulated bug (this is a bug in hangar: run "
+        "again with --debug for the traceback, and report it)"
+    )
+    assert line in result.stderr.splitlines()
+    documented("unexpected-error", 1, line, {})
+    assert ("Traceback (most recent call last)" in result.stderr) == debug
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "list", "sitecustomize.py"]

@@ -102,6 +102,16 @@ def main(argv: list[str] | None = None) -> None:
         # stdout's reader went away (`hangar inspect --raw ... | head -1`): stop quietly.
         output.silence(sys.stdout)
         sys.exit(output.CLOSED_EXIT_CODE)
+    except Exception as exc:  # a bug: one line by default, the traceback with --debug
+        output.error(
+            f"unexpected error: {exc.__class__.__name__}: {exc} (this is a bug in hangar: "
+            "run again with --debug for the traceback, and report it)"
+        )
+        if output.debug_enabled():
+            import traceback
+
+            output.debug("".join(traceback.format_exception(exc)).rstrip())
+        sys.exit(1)
 
 
 def _click_error_line(exc: click.ClickException, args: list[str]) -> str:
