@@ -158,6 +158,16 @@ def test_cimage_key3_opens_only_with_the_untrimmed_first_line() -> None:
     assert key.public_key() == load_public_key(CIMAGE_KEYS / "key3.pub")
 
 
+def test_cimage_key4_opens_only_with_the_carriage_return_skopeo_kept() -> None:
+    path = CIMAGE_KEYS / "key4.private"
+    assert (CIMAGE_KEYS / "key4.passphrase").read_bytes() == b"crlf passphrase\r\n"
+    with pytest.raises(KeyFileError) as excinfo:
+        load_private_key(path, b"crlf passphrase")
+    assert_key_error(excinfo, str(path), "wrong passphrase")
+    key = load_private_key(path, b"crlf passphrase\r")
+    assert key.public_key() == load_public_key(CIMAGE_KEYS / "key4.pub")
+
+
 @pytest.mark.parametrize("name", ["pemcosignkey.key", "pemsigstorekey.key"])
 def test_cosign_test_keys_load(name: str) -> None:
     key = load_private_key(COSIGN_KEYS / name, b"hello")
