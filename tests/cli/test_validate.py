@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from tests.support import http
 from tests.support.cli import (
@@ -46,6 +47,11 @@ KEY3_PUB = VECTORS / "cimage-keys" / "key3.pub"
 VECTOR_REPOSITORY = "127.0.0.1:5000/vectors/app"  # where c/image signed the vector
 MAX_SIGNATURE_BLOB = 4 * 1024 * 1024  # c/image's limit, written out independently of hangar
 NOT_VERIFIED = "signature does not verify with the key (signed by another key, or altered)"
+RAW_R_S = (
+    "ECDSA signature in raw r||s form (IEEE P1363), not ASN.1 DER: podman/CRI-O refuse it "
+    '("invalid signature when validating ASN.1 encoded signature"); sign again with a tool '
+    "that writes DER (hangar, cosign, skopeo)"
+)
 SUMMARY = "[INFO] Summary: {} images: {} passed, {} skipped, {} failed; "
 
 
@@ -591,6 +597,14 @@ def _descriptor_names_other_bytes(t: Subject) -> tuple[list[Layer], str]:
     return [Layer(blob_a, sign_b64(bytes_b))], NOT_VERIFIED
 
 
+def _raw_r_s(t: Subject) -> tuple[list[Layer], str]:
+    """A valid ECDSA signature, written as r||s (IEEE P1363) instead of DER."""
+    blob = payload(t.identity, t.digest)
+    r, s = decode_dss_signature(base64.b64decode(sign_b64(blob)))
+    raw = base64.b64encode(r.to_bytes(32, "big") + s.to_bytes(32, "big")).decode()
+    return [Layer(blob, raw)], RAW_R_S
+
+
 def _not_simple_signing(t: Subject) -> tuple[list[Layer], str]:
     media_type = "application/vnd.oci.image.layer.v1.tar"
     layer = signed_layer(payload(t.identity, t.digest))
@@ -637,6 +651,7 @@ TAMPER_CASES: dict[str, Callable[[Subject], tuple[list[Layer], str]]] = {
     "annotation-missing": _no_annotation,
     "annotation-not-base64": _not_base64,
     "descriptor-names-a-blob-of-other-bytes": _descriptor_names_other_bytes,
+    "raw-r-s-signature": _raw_r_s,
     "not-a-simple-signing-layer": _not_simple_signing,
     "declared-size-over-the-limit": _declared_too_large,
     "served-blob-over-the-limit": _served_too_large,

@@ -263,16 +263,21 @@ def test_every_key_type_round_trips(key_type: str, pem_type: str) -> None:
 
 
 @pytest.mark.parametrize("key_type", ["ecdsa-p256", "ecdsa-p384", "ecdsa-p521"])
-def test_ecdsa_raw_r_s_signatures_are_accepted_as_cosign_does(key_type: str) -> None:
+def test_ecdsa_raw_r_s_signatures_are_refused_as_containers_image_does(key_type: str) -> None:
+    """containers/image 5.29 (sigstore 1.7, VerifyASN1) refuses r||s; only DER verifies.
+    verifies_as_raw_ecdsa recognizes a valid r||s signature, to say why it is refused."""
     original = crypto_key(key_type)
     public = PrivateKey(original).public_key()
     der = original.sign(b"data", ec.ECDSA(hashes.SHA256()))
     r, s = decode_dss_signature(der)
     size = (original.curve.key_size + 7) // 8
     raw = r.to_bytes(size, "big") + s.to_bytes(size, "big")
-    assert public.verify(raw, b"data")
-    assert not public.verify(raw, b"other")
-    assert not public.verify(raw[:-1], b"data")
+    assert public.verify(der, b"data")
+    assert not public.verify(raw, b"data")
+    assert public.verifies_as_raw_ecdsa(raw, b"data")
+    assert not public.verifies_as_raw_ecdsa(raw, b"other")
+    assert not public.verifies_as_raw_ecdsa(raw[:-1], b"data")
+    assert not public.verifies_as_raw_ecdsa(der, b"data")  # DER is not raw
 
 
 @pytest.mark.parametrize("key_type", sorted(KEY_TYPES))
