@@ -39,7 +39,7 @@ from tests.support.cli import (
     sig_tag,
     sign_args,
 )
-from tests.support.images import PushedImage, push_image, push_vector_attachment
+from tests.support.images import IN_TOTO, PushedImage, push_image, push_vector_attachment
 from tests.support.paths import VECTORS
 from tests.support.registry import RegistryServer, start_registry, write_auth_json
 
@@ -621,17 +621,6 @@ def _declared_too_large(t: Subject) -> tuple[list[Layer], str]:
     return [layer], reason
 
 
-def _served_too_large(t: Subject) -> tuple[list[Layer], str]:
-    """A small size in the descriptor, a blob over the limit in the registry."""
-    blob = payload(t.identity, t.digest) + b" " * MAX_SIGNATURE_BLOB
-    layer = Layer(blob, sign_b64(blob), size=370)
-    digest = http.sha256_digest(blob)
-    return [layer], (
-        f"payload blob {digest} is over the {MAX_SIGNATURE_BLOB} byte limit "
-        "(its descriptor says 370 bytes)"
-    )
-
-
 def _malformed(document: bytes, rule: str) -> Callable[[Subject], tuple[list[Layer], str]]:
     def build(t: Subject) -> tuple[list[Layer], str]:
         blob = document.replace(b"IDENTITY", t.identity.encode()).replace(
@@ -654,7 +643,6 @@ TAMPER_CASES: dict[str, Callable[[Subject], tuple[list[Layer], str]]] = {
     "raw-r-s-signature": _raw_r_s,
     "not-a-simple-signing-layer": _not_simple_signing,
     "declared-size-over-the-limit": _declared_too_large,
-    "served-blob-over-the-limit": _served_too_large,
     "extra-top-level-field": _malformed(
         b'{"critical":' + CRITICAL + b',"optional":' + OPTIONAL + b',"extra":true}',
         'unexpected field "extra" at top level',
@@ -736,6 +724,93 @@ def test_a_good_layer_beside_each_bad_one_passes(
         assert good["timestamp"] == 1700000099
 
 
+# -- a layer that cannot be read: podman/CRI-O reject the image, whatever else is there ------
+
+UNREADABLE_CONSEQUENCE = (
+    "podman/CRI-O reject the image when any layer of its .sig attachment cannot be read, "
+    "even beside a valid signature: repair or remove that layer"
+)
+
+
+def unreadable(position: int, total: int, digest: str, media_type: str, problem: str) -> str:
+    return (
+        f"layer {position}/{total} {digest} ({media_type}) cannot be read: {problem} "
+        f"({UNREADABLE_CONSEQUENCE})"
+    )
+
+
+def _statement(size: int = 0) -> bytes:
+    """An in-toto statement, as cosign attest stores one in an attachment."""
+    return compact({"_type": "https://in-toto.io/Statement/v0.1", "pad": " " * size})
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    layer: Layer
+    problem: str
+    delete_after: bool = False  # distribution refuses a manifest naming a missing blob
+
+
+def _unreadable_cases() -> dict[str, Callable[[Subject], Unreadable]]:
+    too_large = f"exceeded maximum allowed size of {MAX_SIGNATURE_BLOB} bytes"
+
+    def big_signature(t: Subject) -> Unreadable:
+        blob = payload(t.identity, t.digest) + b" " * MAX_SIGNATURE_BLOB
+        return Unreadable(
+            Layer(blob, sign_b64(blob), size=370), f"{too_large} (its descriptor says 370 bytes)"
+        )
+
+    def big_attestation(t: Subject) -> Unreadable:
+        blob = _statement(MAX_SIGNATURE_BLOB)
+        layer = Layer(blob, None, media_type=IN_TOTO)
+        return Unreadable(layer, f"{too_large} (its descriptor says {len(blob)} bytes)")
+
+    def missing_attestation(t: Subject) -> Unreadable:
+        layer = Layer(_statement(secrets.randbelow(1000)), None, media_type=IN_TOTO)
+        return Unreadable(layer, "blob unknown to registry", delete_after=True)
+
+    def missing_signature(t: Subject) -> Unreadable:
+        layer = signed_layer(payload(t.identity, t.digest, timestamp=1700000123))
+        return Unreadable(layer, "blob unknown to registry", delete_after=True)
+
+    return {
+        "signature-served-over-4-mib": big_signature,
+        "attestation-over-4-mib": big_attestation,
+        "attestation-blob-missing": missing_attestation,
+        "signature-blob-missing": missing_signature,
+    }
+
+
+UNREADABLE_CASES = _unreadable_cases()
+
+
+@pytest.mark.parametrize("case", list(UNREADABLE_CASES))
+@pytest.mark.parametrize("position", ["after-the-good-layer", "before-the-good-layer"])
+def test_an_unreadable_layer_anywhere_fails_the_image(
+    subject: Subject, home: Path, tmp_path: Path, case: str, position: str
+) -> None:
+    """containers/image fetches every layer first and rejects the image on the first it cannot
+    read, whatever its media type: a valid signature beside it does not help."""
+    bad = UNREADABLE_CASES[case](subject)
+    good = signed_layer(payload(subject.identity, subject.digest, timestamp=1700000099))
+    layers = [good, bad.layer] if position == "after-the-good-layer" else [bad.layer, good]
+    push_attachment(subject.server, subject.repo, subject.digest, layers)
+    bad_digest = bad.layer.descriptor()["digest"]
+    if bad.delete_after:
+        deleted = http.request(subject.server, "DELETE", f"/v2/{subject.repo}/blobs/{bad_digest}")
+        assert deleted.status == 202
+    number = layers.index(bad.layer) + 1
+    reason = unreadable(number, 2, bad_digest, bad.layer.media_type, bad.problem)
+    _assert_fails_with(subject, home, tmp_path, reason)
+    report = tmp_path / "report.json"
+    list_file = tmp_path / "list"
+    run_hangar(validate_args(list_file, subject.server, "--report", str(report)), home)
+    [entry] = json.loads(report.read_text())[0]["digests"]
+    verdicts = {s["layer"]: (s["accepted"], s["reason"]) for s in entry["signatures"]}
+    assert verdicts[bad_digest] == (False, f"cannot be read: {bad.problem}")
+    assert verdicts[good.descriptor()["digest"]] == (True, "accepted")
+
+
 def test_registry_refuses_a_blob_under_another_digest(subject: Subject) -> None:
     """Why the mismatch cases are built the way they are: distribution checks every upload
     (DIGEST_INVALID), so the only ways to make a layer's blob disagree with its signature are
@@ -768,7 +843,7 @@ def test_blob_altered_in_storage_does_not_match_its_digest(
         subject,
         home,
         tmp_path,
-        f"blob does not match its digest {digest} (the registry sent other bytes)",
+        unreadable(1, 1, digest, SIMPLESIGNING, "digest mismatch (the registry sent other bytes)"),
     )
 
 
@@ -780,7 +855,9 @@ def test_blob_deleted_after_the_attachment_was_written(
     digest = http.sha256_digest(good.blob)
     path = f"/v2/{subject.repo}/blobs/{digest}"
     assert http.request(subject.server, "DELETE", path).status == 202
-    _assert_fails_with(subject, home, tmp_path, f"payload blob {digest} is missing")
+    _assert_fails_with(
+        subject, home, tmp_path, unreadable(1, 1, digest, SIMPLESIGNING, "blob unknown to registry")
+    )
 
 
 def test_signature_of_another_image_copied_to_this_one(
@@ -1103,3 +1180,34 @@ def test_exact_repository_that_is_not_a_reference(
     assert result.returncode != 0
     assert "Not/A/Repo" in result.stderr and "lowercase" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sign_refuses_to_add_beside_a_missing_foreign_layer(
+    subject: Subject, home: Path, tmp_path: Path
+) -> None:
+    """An attestation someone else attached, whose blob is gone: the registry refuses any
+    rewrite of the tag naming it, and consumers reject the image. sign fails that line at once
+    with what to repair, and leaves the attachment as it was."""
+    statement = _statement(secrets.randbelow(1000))
+    foreign = Layer(statement, None, media_type=IN_TOTO)
+    before = push_attachment(subject.server, subject.repo, subject.digest, [foreign])
+    digest = http.sha256_digest(statement)
+    assert (
+        http.request(subject.server, "DELETE", f"/v2/{subject.repo}/blobs/{digest}").status == 202
+    )
+    list_file = write_list(tmp_path / "list", subject.ref)
+    signed = run_hangar(sign_args(list_file, subject.server), home, cwd=tmp_path)
+    assert signed.returncode == 1, signed.stderr
+    assert (
+        f"[ERRO] [IMG:1] {subject.ref}: linux/amd64 {subject.digest}: cannot add a signature: "
+        f"the .sig attachment names layer 1/1 {digest} ({IN_TOTO}), whose blob is not in the "
+        "registry; the registry refuses to store the attachment with it, and podman/CRI-O "
+        "reject the image because of it (push that blob again, or remove that layer from the "
+        ".sig tag)"
+    ) in signed.stderr.splitlines()
+    assert (tmp_path / "sign-failed.txt").read_text() == subject.ref + "\n"
+    after = http.get_manifest(subject.server, subject.repo, sig_tag(subject.digest))
+    assert http.sha256_digest(after[0]) == before
+    _assert_fails_with(
+        subject, home, tmp_path, unreadable(1, 1, digest, IN_TOTO, "blob unknown to registry")
+    )
