@@ -60,7 +60,7 @@ from hangar.sigstore.attachment import (
 )
 from hangar.sigstore.keys import PrivateKey
 from hangar.sigstore.payload import build_payload
-from hangar.targets import Target, select_targets
+from hangar.targets import Target, select_targets, with_attestations
 
 IdentityMode = Literal["tag", "digest", "repository"]
 MAX_MERGE_ATTEMPTS = 8
@@ -98,6 +98,7 @@ class SignOptions:
     identity_mode: IdentityMode = "tag"
     sign_index: bool = True
     force: bool = False
+    sign_attestations: bool = False
 
 
 @dataclass(slots=True)  # one per signature written, kept for the final check: keep it small
@@ -183,6 +184,8 @@ class Signer:
             wanted = f"{','.join(self.options.oses)}/{','.join(self.options.arches)}"
             output.info(f"no matching platform ({wanted}), skipped [{ref}]", image=number)
             return ImageResult("skipped", "no matching platform, skipped")
+        if options.sign_attestations:
+            targets = with_attestations(manifest, targets)
         return await self._sign_targets(ref, targets, number)
 
     async def _sign_targets(

@@ -17,7 +17,7 @@ from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
 from hangar.jobs import ImageResult
 from hangar.reference import Reference
-from hangar.registry.client import RegistryClient
+from hangar.registry.client import Manifest, RegistryClient
 from hangar.registry.errors import NotFoundError
 from hangar.sigstore.attachment import parse_attachment, signature_tag
 from hangar.sigstore.identity import (
@@ -29,7 +29,7 @@ from hangar.sigstore.identity import (
 )
 from hangar.sigstore.keys import PublicKey
 from hangar.sigstore.verify import LayerVerdict, verify_layers
-from hangar.targets import Target, select_targets
+from hangar.targets import Target, all_instances, select_targets
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class ValidateOptions:
     accept_repository_identity: bool = False
     require_tag_identity: bool = False
     require_index_signature: bool = False
+    all_instances: bool = False  # every instance of an index, as `copy --all` checks them
 
     def rule(self) -> IdentityRule:
         if self.exact_repository:
@@ -74,7 +75,7 @@ class Validator:
         ref = entry.reference
         assert ref is not None
         manifest = await self.client.get_manifest(ref)
-        targets = await select_targets(
+        targets = await self._all_instances(ref, manifest) or await select_targets(
             self.client,
             ref,
             manifest,
@@ -101,6 +102,17 @@ class Validator:
             return ImageResult("failed", message, len(checks) - len(failures), details)
         output.info(f"PASS: [{ref}]", image=number)
         return ImageResult("passed", "", len(checks), details)
+
+    async def _all_instances(self, ref: Reference, manifest: Manifest) -> list[Target] | None:
+        """With --all-instances: every instance, whatever --os/--arch (None: not asked)."""
+        if not self.options.all_instances:
+            return None
+        every = all_instances(manifest)
+        if every is None:  # a single manifest: the image itself, whatever its platform
+            return await select_targets(self.client, ref, manifest, [], [], include_index=False)
+        if self.options.require_index_signature:
+            every.append(Target(manifest.digest, "index"))
+        return every
 
     async def _check(self, ref: Reference, target: Target) -> DigestCheck:
         try:

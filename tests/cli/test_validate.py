@@ -35,6 +35,7 @@ from tests.support.cli import (
     OCI_CONFIG,
     OCI_MANIFEST,
     SIMPLESIGNING,
+    check_hangar_attachment,
     run_hangar,
     sig_tag,
     sign_args,
@@ -1210,4 +1211,64 @@ def test_sign_refuses_to_add_beside_a_missing_foreign_layer(
     assert http.sha256_digest(after[0]) == before
     _assert_fails_with(
         subject, home, tmp_path, unreadable(1, 1, digest, IN_TOTO, "blob unknown to registry")
+    )
+
+
+# -- every instance (`skopeo copy --all`) and attestation manifests ------------------------
+
+
+def test_all_instances_names_each_unsigned_instance_until_attestations_are_signed(
+    registry_http: RegistryServer, home: Path, tmp_path: Path
+) -> None:
+    """copy --all checks every instance of the index against the policy: each platform,
+    filtered or not, and the buildx attestation manifests."""
+    repo = repo_name("instances")
+    platforms = ("linux/amd64", "linux/arm64", "linux/s390x")
+    image = push_image(
+        registry_http, repo, "v1", kind="oci-index-attestations", platforms=platforms
+    )
+    ref = f"{registry_http.host}/{repo}:v1"
+    list_file = write_list(tmp_path / "list", ref)
+    every = validate_args(list_file, registry_http, "--all-instances")
+
+    def unsigned_instances() -> list[str]:
+        result = run_hangar(every, home, cwd=tmp_path)
+        assert result.returncode == (1 if fail_lines(result.stderr) else 0), result.stderr
+        return fail_lines(result.stderr)
+
+    def fail(label: str, digest: str) -> str:
+        return f"FAIL: [{ref}] {label} {digest}: no signature"
+
+    attestation = {p: fail(f"attestation of {p}", image.attestations[p]) for p in platforms}
+    assert run_hangar(sign_args(list_file, registry_http), home).returncode == 0
+    default_platforms_only = run_hangar(validate_args(list_file, registry_http), home)
+    assert default_platforms_only.returncode == 0, default_platforms_only.stderr
+    assert unsigned_instances() == [
+        fail("linux/s390x", image.platforms["linux/s390x"]),
+        *attestation.values(),
+    ]
+
+    signed = run_hangar(sign_args(list_file, registry_http, "--sign-attestations"), home)
+    assert signed.returncode == 0, signed.stderr
+    for platform in ("linux/amd64", "linux/arm64"):
+        digest = image.attestations[platform]
+        assert f"Signed [{registry_http.host}/{repo}@{digest}] (attestation of {platform})" in (
+            signed.stderr
+        )
+        check_hangar_attachment(registry_http, repo, digest, ref, KEY1_PUB)
+    assert unsigned_instances() == [
+        fail("linux/s390x", image.platforms["linux/s390x"]),
+        attestation["linux/s390x"],
+    ]
+
+    everything = sign_args(
+        list_file, registry_http, "--sign-attestations", "-a", "amd64,arm64,s390x"
+    )
+    assert run_hangar(everything, home).returncode == 0
+    assert unsigned_instances() == []
+    report = tmp_path / "report.json"
+    run_hangar([*every, "--report", str(report)], home, cwd=tmp_path)
+    [record] = json.loads(report.read_text())
+    assert sorted(entry["digest"] for entry in record["digests"]) == sorted(
+        [*image.platforms.values(), *image.attestations.values()]
     )

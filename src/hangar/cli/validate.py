@@ -57,6 +57,12 @@ from hangar.cli._run import (
     help="a multi-arch image's index must be signed too (what `cosign verify --key` needs "
     "for a tag)",
 )
+@click.option(
+    "--all-instances/--no-all-instances",
+    default=False,
+    help="check every instance of a multi-arch image, attestation manifests included and "
+    "whatever --os/--arch say (what `skopeo copy --all` and mirroring tools check)",
+)
 def validate(**flags) -> None:
     """Validate the signed images with sigstore public key.
 
@@ -83,6 +89,7 @@ def _validate(**flags) -> int:
         accept_repository_identity=flags["accept_repository_identity"],
         require_tag_identity=flags["require_tag_identity"],
         require_index_signature=flags["require_index_signature"],
+        all_instances=flags["all_instances"],
     )
     summary = asyncio.run(_validate_run(keys, options, jobs, total, flags))
     print_summary(summary, "validate", "digests", Path(flags["failed"]))
