@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except HangarError as exc:
         output.error(str(exc))
-        sys.exit(1)
+        sys.exit(getattr(exc, "exit_code", 1))  # 2 for a policy podman would refuse
     except KeyboardInterrupt:
         output.error("interrupted")
         sys.exit(130)

@@ -1,0 +1,312 @@
+"""`hangar sign validate --policy/--registries-d/--system-policy` end to end: the real command,
+a real registry, images signed by `hangar sign`, and the user's own containers configuration.
+
+Each case states the verdict containers/image gives for that configuration (signature/
+policy_eval_*.go, docker/registries_d.go) and checks the ACCEPTED/REJECTED lines, the exit code,
+the failed file and the --report JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import KEY1_PUB, KEY2_PUB, run_hangar, sign_args
+from tests.support.images import PushedImage, push_image
+from tests.support.registry import RegistryServer
+
+NO_SIGNATURE = "A signature was required, but no signature exists"
+
+
+@dataclass(frozen=True)
+class Signed:
+    server: RegistryServer
+    image: PushedImage
+    ref: str  # HOST/REPO:v1
+
+
+def repo_name(prefix: str) -> str:
+    return f"policy-{prefix}/app-{uuid.uuid4().hex[:8]}"
+
+
+def write_list(path: Path, *lines: str) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def push_and_sign(
+    server: RegistryServer, home: Path, work: Path, kind: str = "oci-index", *flags: str
+) -> Signed:
+    image = push_image(server, repo_name("signed"), "v1", kind=kind)
+    ref = f"{server.host}/{image.repository}:v1"
+    signed = run_hangar(sign_args(write_list(work / "to-sign", ref), server, *flags), home)
+    assert signed.returncode == 0, signed.stderr
+    return Signed(server, image, ref)
+
+
+def write_policy(path: Path, scopes: dict, default: list | None = None) -> Path:
+    document = {
+        "default": default or [{"type": "reject"}],
+        "transports": {"docker": scopes},
+    }
+    path.write_text(json.dumps(document, indent=2))
+    return path
+
+
+def sigstore(key: Path = KEY1_PUB, **fields) -> dict:
+    return {"type": "sigstoreSigned", "keyPath": str(key), **fields}
+
+
+def registries_d(directory: Path, text: str) -> Path:
+    directory.mkdir(exist_ok=True)
+    (directory / "hangar.yaml").write_text(text)
+    return directory
+
+
+def attachments_on(directory: Path, host: str) -> Path:
+    return registries_d(directory, f"docker:\n  {host}:\n    use-sigstore-attachments: true\n")
+
+
+def validate(
+    list_file: Path, server: RegistryServer, home: Path, cwd: Path, *flags: str
+) -> tuple[int, list[str], str]:
+    args = ["sign", "validate", "-f", str(list_file), "--tls-verify=false", *flags]
+    result = run_hangar(args, home, cwd=cwd)
+    verdicts = [
+        line[line.index("] ", line.index("[IMG:")) + 2 :]
+        for line in result.stderr.splitlines()
+        if any(word in line for word in ("ACCEPTED: ", "REJECTED: ", "NOT CHECKED: "))
+    ]
+    return result.returncode, verdicts, result.stderr
+
+
+def test_signed_image_accepted_by_tag_and_by_digest_per_platform(
+    registry_http: RegistryServer, isolated_home: Path, tmp_path: Path
+) -> None:
+    signed = push_and_sign(registry_http, isolated_home, tmp_path)
+    host = registry_http.host
+    policy = write_policy(tmp_path / "policy.json", {host: [sigstore()]})
+    regs = attachments_on(tmp_path / "registries.d", host)
+    list_file = write_list(tmp_path / "list", signed.ref)
+    report = tmp_path / "report.json"
+    code, verdicts, stderr = validate(
+        list_file, registry_http, isolated_home, tmp_path,
+        "--policy", str(policy), "--registries-d", str(regs), "--report", str(report),
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert verdicts == [
+        f"ACCEPTED: [{signed.ref}] {platform} {signed.image.platforms[platform]}: "
+        "pulled by tag, by digest"
+        for platform in ("linux/amd64", "linux/arm64")
+    ]
+    records = json.loads(report.read_text())
+    text = json.dumps(records)
+    assert f"{registry_http.host}/{signed.image.repository}@{signed.image.digest}" in text
+    assert '"verdict": "ACCEPTED"' in text
+
+
+def test_attachments_off_in_registries_d_is_a_rejection_with_the_fix(
+    registry_http: RegistryServer, isolated_home: Path, tmp_path: Path
+) -> None:
+    signed = push_and_sign(registry_http, isolated_home, tmp_path, "oci-manifest")
+    host = registry_http.host
+    policy = write_policy(tmp_path / "policy.json", {host: [sigstore()]})
+    # What Debian ships: a lookaside for default-docker, attachments never turned on.
+    regs = registries_d(
+        tmp_path / "registries.d", "default-docker:\n  lookaside: file:///var/lib/sigstore\n"
+    )
+    list_file = write_list(tmp_path / "list", signed.ref)
+    code, verdicts, _ = validate(
+        list_file, registry_http, isolated_home, tmp_path,
+        "--policy", str(policy), "--registries-d", str(regs),
+    )  # fmt: skip
+    assert code == 1
+    digest = signed.image.digest
+    fix = (
+        f"{NO_SIGNATURE}: podman will not look for these signatures: set "
+        f"use-sigstore-attachments: true for {host} in registries.d"
+    )
+    scope = f'(transports.docker."{host}")'
+    assert verdicts == [
+        f"REJECTED: [{signed.ref}] linux/amd64 {digest} pulled by tag as {signed.ref} {scope}: "
+        + fix,
+        f"REJECTED: [{signed.ref}] linux/amd64 {digest} pulled by digest as "
+        f"{host}/{signed.image.repository}@{digest} {scope}: " + fix,
+    ]
+    assert (tmp_path / "sign-failed.txt").read_text() == signed.ref + "\n"
+
+
+def test_unsigned_image_and_wrong_key_are_rejected(
+    registry_http: RegistryServer, isolated_home: Path, tmp_path: Path
+) -> None:
+    signed = push_and_sign(registry_http, isolated_home, tmp_path, "oci-manifest")
+    unsigned = push_image(registry_http, repo_name("unsigned"), "v1", kind="oci-manifest")
+    unsigned_ref = f"{registry_http.host}/{unsigned.repository}:v1"
+    host = registry_http.host
+    regs = attachments_on(tmp_path / "registries.d", host)
+    list_file = write_list(tmp_path / "list", signed.ref, unsigned_ref)
+
+    policy = write_policy(tmp_path / "policy.json", {host: [sigstore()]})
+    code, verdicts, _ = validate(
+        list_file, registry_http, isolated_home, tmp_path,
+        "--policy", str(policy), "--registries-d", str(regs),
+    )  # fmt: skip
+    assert code == 1
+    assert verdicts[0].startswith(f"ACCEPTED: [{signed.ref}] linux/amd64")
+    assert [v.rsplit(": ", 1)[1] for v in verdicts[1:]] == [NO_SIGNATURE, NO_SIGNATURE]
+    assert (tmp_path / "sign-failed.txt").read_text() == unsigned_ref + "\n"
+
+    other_key = write_policy(tmp_path / "other.json", {host: [sigstore(KEY2_PUB)]})
+    code, verdicts, _ = validate(
+        write_list(tmp_path / "one", signed.ref), registry_http, isolated_home, tmp_path,
+        "--policy", str(other_key), "--registries-d", str(regs),
+    )  # fmt: skip
+    assert code == 1
+    assert len(verdicts) == 2
+    assert all(v.startswith("REJECTED: ") and "does not verify" in v for v in verdicts)
+
+
+def test_identity_rule_from_the_policy_decides_per_pull(
+    registry_http: RegistryServer, isolated_home: Path, tmp_path: Path
+) -> None:
+    # hangar signs the tag (host/repo:v1). matchExact accepts a pull by that tag only; pulled
+    # by digest the reference is host/repo@digest, which no signature names.
+    signed = push_and_sign(registry_http, isolated_home, tmp_path, "oci-manifest")
+    host = registry_http.host
+    regs = attachments_on(tmp_path / "registries.d", host)
+    rule = {"type": "matchExact"}
+    policy = write_policy(tmp_path / "policy.json", {host: [sigstore(signedIdentity=rule)]})
+    list_file = write_list(tmp_path / "list", signed.ref)
+    code, verdicts, _ = validate(
+        list_file, registry_http, isolated_home, tmp_path,
+        "--policy", str(policy), "--registries-d", str(regs),
+    )  # fmt: skip
+    assert code == 1
+    digest = signed.image.digest
+    assert verdicts[0].startswith(f"ACCEPTED: [{signed.ref}] linux/amd64 {digest} pulled by tag")
+    assert verdicts[1].startswith(f"REJECTED: [{signed.ref}] linux/amd64 {digest} pulled by digest")
+    assert "(matchExact)" in verdicts[1]
+
+
+def test_scopes_accept_anything_reject_and_not_checkable(
+    registry_http: RegistryServer, isolated_home: Path, tmp_path: Path
+) -> None:
+    host = registry_http.host
+    open_image = push_image(registry_http, "open/app", "v1", kind="oci-manifest")
+    gpg_image = push_image(registry_http, "gpg/app", "v1", kind="oci-manifest")
+    closed_image = push_image(registry_http, "closed/app", "v1", kind="oci-manifest")
+    refs = [f"{host}/{image.repository}:v1" for image in (open_image, gpg_image, closed_image)]
+    policy = write_policy(
+        tmp_path / "policy.json",
+        {
+            f"{host}/open": [{"type": "insecureAcceptAnything"}],
+            f"{host}/gpg": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "/k.gpg"}],
+        },
+    )
+    regs = attachments_on(tmp_path / "registries.d", host)
+    code, verdicts, stderr = validate(
+        write_list(tmp_path / "list", *refs), registry_http, isolated_home, tmp_path,
+        "--policy", str(policy), "--registries-d", str(regs),
+    )  # fmt: skip
+    assert code == 1
+    assert verdicts[0].startswith(f"ACCEPTED: [{refs[0]}]")
+    assert verdicts[1].startswith(f"NOT CHECKED: [{refs[1]}]")
+    assert verdicts[1].endswith("signedBy (GPGKeys, simple signing) is not supported by hangar")
+    assert verdicts[3].startswith(f"REJECTED: [{refs[2]}]")
+    assert verdicts[3].endswith(
+        f"(default): Running image docker://{refs[2]} is rejected by policy."
+    )
+    assert (tmp_path / "sign-failed.txt").read_text() == "\n".join(refs[1:]) + "\n"
+    assert "Summary: 3 images: 1 passed, 0 skipped, 2 failed" in stderr
+
+
+def test_all_instances_under_the_policy(
+    registry_http: RegistryServer, isolated_home: Path, tmp_path: Path
+) -> None:
+    signed = push_and_sign(registry_http, isolated_home, tmp_path, "oci-index-attestations")
+    host = registry_http.host
+    policy = write_policy(tmp_path / "policy.json", {host: [sigstore()]})
+    regs = attachments_on(tmp_path / "registries.d", host)
+    list_file = write_list(tmp_path / "list", signed.ref)
+    flags = ("--policy", str(policy), "--registries-d", str(regs))
+    code, verdicts, _ = validate(list_file, registry_http, isolated_home, tmp_path, *flags)
+    assert code == 0
+    code, verdicts, _ = validate(
+        list_file, registry_http, isolated_home, tmp_path, *flags, "--all-instances"
+    )
+    assert code == 1
+    rejected = [v for v in verdicts if v.startswith("REJECTED: ")]
+    assert rejected and all("attestation of linux/" in v for v in rejected)
+    assert all(v.endswith(NO_SIGNATURE) for v in rejected)
+
+
+def test_system_policy_reads_the_usual_locations(
+    registry_http: RegistryServer, isolated_home: Path, tmp_path: Path
+) -> None:
+    signed = push_and_sign(registry_http, isolated_home, tmp_path, "oci-manifest")
+    config = isolated_home / ".config" / "containers"
+    config.mkdir(parents=True)
+    write_policy(config / "policy.json", {registry_http.host: [sigstore()]})
+    attachments_on(config / "registries.d", registry_http.host)
+    code, verdicts, stderr = validate(
+        write_list(tmp_path / "list", signed.ref), registry_http, isolated_home, tmp_path,
+        "--system-policy",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert (
+        f"[INFO] Policy {config / 'policy.json'}, registries.d {config / 'registries.d'}" in stderr
+    )
+    assert verdicts == [
+        f"ACCEPTED: [{signed.ref}] linux/amd64 {signed.image.digest}: pulled by tag, by digest"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        ({"default": []}, "default: the list of requirements must not be empty"),
+        ({"default": [{"type": "reject", "keyPath": "/k"}]}, 'default[0]: unknown key "keyPath"'),
+        ({"transports": {}}, 'the "default" policy is missing'),
+        (
+            {"default": [{"type": "sigstoreSigned", "keyPath": "/k", "keyData": "YWJj"}]},
+            "default[0]: exactly one of keyPath, keyPaths, keyData, keyDatas, fulcio and pki",
+        ),
+    ],
+)
+def test_invalid_policy_is_one_line_exit_2_before_any_network(
+    isolated_home: Path, tmp_path: Path, document: dict, field: str
+) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps(document))
+    # 127.0.0.1:9 refuses connections: any network attempt would show as a per-line error.
+    list_file = write_list(tmp_path / "list", "127.0.0.1:9/never/contacted:v1")
+    result = run_hangar(
+        ["sign", "validate", "-f", str(list_file), "--policy", str(policy)], isolated_home
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"[ERRO] invalid policy in {policy}: {field}"
+        + result.stderr.split(field, 1)[1].rstrip("\n")
+    ]
+    assert "podman/CRI-O refuse this policy too" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--policy", "P", "-p", str(KEY1_PUB)], "-p/--sigstore-pubkey is not used with --policy"),
+        (["--policy", "P", "--require-tag-identity"], "--require-tag-identity is not used"),
+        (["--policy", "P", "--system-policy"], "--policy and --system-policy exclude each other"),
+        (["--registries-d", "D", "-p", str(KEY1_PUB)], "--registries-d needs --policy FILE"),
+    ],
+)
+def test_usage_errors(isolated_home: Path, tmp_path: Path, flags: list[str], message: str) -> None:
+    list_file = write_list(tmp_path / "list", "127.0.0.1:9/never/contacted:v1")
+    result = run_hangar(["sign", "validate", "-f", str(list_file), *flags], isolated_home)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert message in result.stderr
