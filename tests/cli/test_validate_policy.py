@@ -310,3 +310,102 @@ def test_usage_errors(isolated_home: Path, tmp_path: Path, flags: list[str], mes
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1
     assert message in result.stderr
+
+
+# --- hangar sign policy ------------------------------------------------------------------------
+
+
+def consumer_blocks(stdout: str) -> dict[str, str]:
+    """The three printed parts by their heading's first word: policy.json, registries.d,
+    cosign; each without its `#` heading."""
+    blocks = {}
+    for block in stdout.strip("\n").split("\n\n"):
+        heading, _, body = block.partition("\n")
+        assert heading.startswith("# ")
+        blocks[heading[2:].split()[0]] = body
+    return blocks
+
+
+def test_sign_policy_output_accepts_signed_and_rejects_unsigned(
+    registry_http: RegistryServer, isolated_home: Path, tmp_path: Path
+) -> None:
+    signed = push_and_sign(registry_http, isolated_home, tmp_path, "oci-manifest")
+    namespace = signed.image.repository.split("/")[0]
+    unsigned = push_image(registry_http, f"{namespace}/unsigned", "v1", kind="oci-manifest")
+    unsigned_ref = f"{registry_http.host}/{unsigned.repository}:v1"
+    scope = f"{registry_http.host}/{namespace}"
+
+    printed = run_hangar(
+        ["sign", "policy", "-p", str(KEY1_PUB), "--registry", scope], isolated_home
+    )
+    assert printed.returncode == 0, printed.stderr
+    blocks = consumer_blocks(printed.stdout)
+    assert set(blocks) == {"policy.json", "registries.d", "cosign"}
+    assert blocks["cosign"] == (
+        f"cosign verify --key {KEY1_PUB} --insecure-ignore-tlog=true {scope}/IMAGE:TAG"
+    )
+    policy = tmp_path / "policy.json"
+    policy.write_text(blocks["policy.json"])
+    regs = registries_d(tmp_path / "registries.d", blocks["registries.d"] + "\n")
+
+    list_file = write_list(tmp_path / "list", signed.ref, unsigned_ref)
+    code, verdicts, _ = validate(
+        list_file, registry_http, isolated_home, tmp_path,
+        "--policy", str(policy), "--registries-d", str(regs),
+    )  # fmt: skip
+    assert code == 1
+    assert verdicts[0] == (
+        f"ACCEPTED: [{signed.ref}] linux/amd64 {signed.image.digest}: pulled by tag, by digest"
+    )
+    assert [v.split(":")[0] for v in verdicts[1:]] == ["REJECTED", "REJECTED"]
+    assert all(v.endswith(NO_SIGNATURE) for v in verdicts[1:])
+    assert (tmp_path / "sign-failed.txt").read_text() == unsigned_ref + "\n"
+
+
+@pytest.mark.parametrize(
+    ("identity", "rule"),
+    [
+        ("tag", "matchRepoDigestOrExact"),
+        ("digest", "matchRepository"),
+        ("repository", "matchRepository"),
+    ],
+)
+def test_sign_policy_follows_the_signed_identity(
+    registry_http: RegistryServer, isolated_home: Path, tmp_path: Path, identity: str, rule: str
+) -> None:
+    # Each --signed-identity of `hangar sign`, with the rule printed for it, is accepted.
+    signed = push_and_sign(
+        registry_http, isolated_home, tmp_path, "oci-manifest", "--signed-identity", identity
+    )
+    printed = run_hangar(
+        ["sign", "policy", "-p", str(KEY1_PUB), "--registry", registry_http.host,
+         "--signed-identity", identity],
+        isolated_home,
+    )  # fmt: skip
+    blocks = consumer_blocks(printed.stdout)
+    assert json.loads(blocks["policy.json"])["transports"]["docker"][registry_http.host][0][
+        "signedIdentity"
+    ] == {"type": rule}
+    (tmp_path / "policy.json").write_text(blocks["policy.json"])
+    regs = registries_d(tmp_path / "registries.d", blocks["registries.d"] + "\n")
+    code, verdicts, stderr = validate(
+        write_list(tmp_path / "list", signed.ref), registry_http, isolated_home, tmp_path,
+        "--policy", str(tmp_path / "policy.json"), "--registries-d", str(regs),
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert verdicts == [
+        f"ACCEPTED: [{signed.ref}] linux/amd64 {signed.image.digest}: pulled by tag, by digest"
+    ]
+
+
+@pytest.mark.parametrize("registry", ["team", "", "example.com/UPPER"])
+def test_sign_policy_refuses_what_is_not_a_registry(isolated_home: Path, registry: str) -> None:
+    result = run_hangar(
+        ["sign", "policy", "-p", str(KEY1_PUB), "--registry", registry], isolated_home
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"[ERRO] --registry {registry!r} is not a registry or namespace (write HOST[:PORT] or "
+        "HOST[:PORT]/namespace, e.g. registry.example.com/team)"
+    ]

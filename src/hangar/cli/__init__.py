@@ -103,6 +103,6 @@ def _command_path(args: list[str]) -> str:
     path = ["hangar"]
     if words and words[0] in _COMMANDS:
         path.append(words[0])
-        if words[0] == "sign" and words[1:] == ["validate"]:
-            path.append("validate")
+        if words[0] == "sign" and words[1:] in (["validate"], ["policy"]):
+            path.append(words[1])
     return " ".join(path)

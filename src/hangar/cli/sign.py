@@ -140,9 +140,11 @@ async def _sign_run(key, options, jobs, total, registries, flags):
 
 
 def _register_validate() -> None:
+    from hangar.cli.consumer import policy
     from hangar.cli.validate import validate
 
     sign.add_command(validate)
+    sign.add_command(policy)
 
 
 _register_validate()
