@@ -23,6 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from tests.cli.test_bad_input import documented
 from tests.support import http
 from tests.support.cli import (
     ANNOTATION,
@@ -1199,6 +1200,9 @@ def test_sign_refuses_to_add_beside_a_missing_foreign_layer(
     list_file = write_list(tmp_path / "list", subject.ref)
     signed = run_hangar(sign_args(list_file, subject.server), home, cwd=tmp_path)
     assert signed.returncode == 1, signed.stderr
+    line = next(line for line in signed.stderr.splitlines() if "cannot add a signature" in line)
+    subs = {subject.server.host: "REGISTRY", subject.repo: "good/app"}
+    documented("sign-attachment-blob-missing", 1, line, subs)
     assert (
         f"[ERRO] [IMG:1] {subject.ref}: linux/amd64 {subject.digest}: cannot add a signature: "
         f"the .sig attachment names layer 1/1 {digest} ({IN_TOTO}), whose blob is not in the "

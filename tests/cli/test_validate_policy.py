@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.test_bad_input import documented
 from tests.support.cli import KEY1_PUB, KEY2_PUB, run_hangar, sign_args
 from tests.support.images import PushedImage, push_image
 from tests.support.registry import RegistryServer
@@ -120,7 +121,7 @@ def test_attachments_off_in_registries_d_is_a_rejection_with_the_fix(
         tmp_path / "registries.d", "default-docker:\n  lookaside: file:///var/lib/sigstore\n"
     )
     list_file = write_list(tmp_path / "list", signed.ref)
-    code, verdicts, _ = validate(
+    code, verdicts, stderr = validate(
         list_file, registry_http, isolated_home, tmp_path,
         "--policy", str(policy), "--registries-d", str(regs),
     )  # fmt: skip
@@ -129,6 +130,10 @@ def test_attachments_off_in_registries_d_is_a_rejection_with_the_fix(
     fix = (
         f"{NO_SIGNATURE}: podman will not look for these signatures: set "
         f"use-sigstore-attachments: true for {host} in registries.d"
+    )
+    subs = {host: "REGISTRY", signed.image.repository: "good/app"}
+    documented(
+        "policy-attachments-off", 1, next(x for x in stderr.splitlines() if "REJECTED" in x), subs
     )
     scope = f'(transports.docker."{host}")'
     assert verdicts == [
@@ -220,6 +225,11 @@ def test_scopes_accept_anything_reject_and_not_checkable(
     assert verdicts[3].endswith(
         f"(default): Running image docker://{refs[2]} is rejected by policy."
     )
+    subs = {registry_http.host: "REGISTRY"}
+    not_checked = next(line for line in stderr.splitlines() if "NOT CHECKED" in line)
+    rejected = next(line for line in stderr.splitlines() if "is rejected by policy" in line)
+    documented("policy-signed-by-not-checked", 1, not_checked, subs)
+    documented("policy-rejected-by-default", 1, rejected, subs)
     assert (tmp_path / "sign-failed.txt").read_text() == "\n".join(refs[1:]) + "\n"
     assert "Summary: 3 images: 1 passed, 0 skipped, 2 failed" in stderr
 
@@ -265,21 +275,28 @@ def test_system_policy_reads_the_usual_locations(
     ]
 
 
-@pytest.mark.parametrize(
-    ("document", "field"),
-    [
-        ({"default": []}, "default: the list of requirements must not be empty"),
-        ({"default": [{"type": "reject", "keyPath": "/k"}]}, 'default[0]: unknown key "keyPath"'),
-        ({"transports": {}}, 'the "default" policy is missing'),
-        (
-            {"default": [{"type": "sigstoreSigned", "keyPath": "/k", "keyData": "YWJj"}]},
-            "default[0]: exactly one of keyPath, keyPaths, keyData, keyDatas, fulcio and pki",
-        ),
-    ],
-)
+INVALID_POLICIES = {
+    "policy-empty-requirements": (
+        {"default": []},
+        "default: the list of requirements must not be empty",
+    ),
+    "policy-unknown-key": (
+        {"default": [{"type": "reject", "keyPath": "/k"}]},
+        'default[0]: unknown key "keyPath"',
+    ),
+    "policy-no-default": ({"transports": {}}, 'the "default" policy is missing'),
+    "policy-two-key-sources": (
+        {"default": [{"type": "sigstoreSigned", "keyPath": "/k", "keyData": "YWJj"}]},
+        "default[0]: exactly one of keyPath, keyPaths, keyData, keyDatas, fulcio and pki",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(INVALID_POLICIES))
 def test_invalid_policy_is_one_line_exit_2_before_any_network(
-    isolated_home: Path, tmp_path: Path, document: dict, field: str
+    isolated_home: Path, tmp_path: Path, case: str
 ) -> None:
+    document, field = INVALID_POLICIES[case]
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps(document))
     # 127.0.0.1:9 refuses connections: any network attempt would show as a per-line error.
@@ -293,23 +310,38 @@ def test_invalid_policy_is_one_line_exit_2_before_any_network(
         + result.stderr.split(field, 1)[1].rstrip("\n")
     ]
     assert "podman/CRI-O refuse this policy too" in result.stderr
+    documented(case, 2, result.stderr.rstrip("\n"), {str(tmp_path): "TMP"})
 
 
-@pytest.mark.parametrize(
-    ("flags", "message"),
-    [
-        (["--policy", "P", "-p", str(KEY1_PUB)], "-p/--sigstore-pubkey is not used with --policy"),
-        (["--policy", "P", "--require-tag-identity"], "--require-tag-identity is not used"),
-        (["--policy", "P", "--system-policy"], "--policy and --system-policy exclude each other"),
-        (["--registries-d", "D", "-p", str(KEY1_PUB)], "--registries-d needs --policy FILE"),
-    ],
-)
-def test_usage_errors(isolated_home: Path, tmp_path: Path, flags: list[str], message: str) -> None:
+POLICY_USAGE = {
+    "usage-policy-with-public-key": (
+        ["--policy", "P", "-p", str(KEY1_PUB)],
+        "-p/--sigstore-pubkey is not used with --policy",
+    ),
+    "usage-policy-with-rule-flag": (
+        ["--policy", "P", "--require-tag-identity"],
+        "--require-tag-identity is not used",
+    ),
+    "usage-policy-twice": (
+        ["--policy", "P", "--system-policy"],
+        "--policy and --system-policy exclude each other",
+    ),
+    "usage-registries-d-alone": (
+        ["--registries-d", "D", "-p", str(KEY1_PUB)],
+        "--registries-d needs --policy FILE",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(POLICY_USAGE))
+def test_usage_errors(isolated_home: Path, tmp_path: Path, case: str) -> None:
+    flags, message = POLICY_USAGE[case]
     list_file = write_list(tmp_path / "list", "127.0.0.1:9/never/contacted:v1")
     result = run_hangar(["sign", "validate", "-f", str(list_file), *flags], isolated_home)
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1
     assert message in result.stderr
+    documented(case, 2, result.stderr.rstrip("\n"), {})
 
 
 # --- hangar sign policy ------------------------------------------------------------------------
@@ -409,3 +441,5 @@ def test_sign_policy_refuses_what_is_not_a_registry(isolated_home: Path, registr
         f"[ERRO] --registry {registry!r} is not a registry or namespace (write HOST[:PORT] or "
         "HOST[:PORT]/namespace, e.g. registry.example.com/team)"
     ]
+    if registry == "team":
+        documented("sign-policy-not-a-registry", 1, result.stderr.rstrip("\n"), {})
