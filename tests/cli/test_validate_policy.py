@@ -16,6 +16,15 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_bad_input import documented
+from tests.cli.test_validate import (
+    IN_TOTO,
+    MAX_SIGNATURE_BLOB,
+    Layer,
+    payload,
+    push_attachment,
+    signed_layer,
+)
+from tests.cli.test_validate import _statement as statement
 from tests.support.cli import KEY1_PUB, KEY2_PUB, run_hangar, sign_args
 from tests.support.images import PushedImage, push_image
 from tests.support.registry import RegistryServer
@@ -443,3 +452,39 @@ def test_sign_policy_refuses_what_is_not_a_registry(isolated_home: Path, registr
     ]
     if registry == "team":
         documented("sign-policy-not-a-registry", 1, result.stderr.rstrip("\n"), {})
+
+
+def test_unreadable_layer_rejects_only_where_podman_reads_signatures(
+    registry_http: RegistryServer, isolated_home: Path, tmp_path: Path
+) -> None:
+    # c/image reads the .sig attachment only for sigstoreSigned; then one layer it cannot read
+    # (here an in-toto statement over 4 MiB) rejects the image beside a valid signature.
+    image = push_image(registry_http, repo_name("unreadable"), "v1", kind="oci-manifest")
+    ref = f"{registry_http.host}/{image.repository}:v1"
+    good = signed_layer(payload(ref, image.digest))
+    big = Layer(statement(MAX_SIGNATURE_BLOB), None, media_type=IN_TOTO)
+    push_attachment(registry_http, image.repository, image.digest, [good, big])
+    regs = attachments_on(tmp_path / "registries.d", registry_http.host)
+    list_file = write_list(tmp_path / "list", ref)
+
+    strict = write_policy(tmp_path / "strict.json", {registry_http.host: [sigstore()]})
+    code, verdicts, _ = validate(
+        list_file, registry_http, isolated_home, tmp_path,
+        "--policy", str(strict), "--registries-d", str(regs),
+    )  # fmt: skip
+    assert code == 1
+    assert len(verdicts) == 2
+    big_digest = big.descriptor()["digest"]
+    for verdict in verdicts:
+        assert verdict.startswith(f"REJECTED: [{ref}] linux/amd64 {image.digest} pulled by")
+        assert f"layer 2/2 {big_digest} ({IN_TOTO}) cannot be read: exceeded maximum" in verdict
+
+    open_policy = write_policy(
+        tmp_path / "open.json", {registry_http.host: [{"type": "insecureAcceptAnything"}]}
+    )
+    code, verdicts, _ = validate(
+        list_file, registry_http, isolated_home, tmp_path,
+        "--policy", str(open_policy), "--registries-d", str(regs),
+    )  # fmt: skip
+    assert code == 0
+    assert verdicts == [f"ACCEPTED: [{ref}] linux/amd64 {image.digest}: pulled by tag, by digest"]
