@@ -27,6 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hangar import __version__, output
+from hangar.attachment_blobs import (
+    LayerBlob,
+    fetch_layer_blobs,
+    missing_layers_error,
+    unreadable_warning,
+)
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
 from hangar.jobs import ImageResult
@@ -34,29 +40,27 @@ from hangar.manifest import OCI_MANIFEST
 from hangar.reference import Reference
 from hangar.registry.client import Manifest, RegistryClient
 from hangar.registry.errors import (
-    DigestMismatchError,
     NotFoundError,
     RegistryError,
     RegistryTimeoutError,
     ServerError,
     StaleRequestError,
-    TooLargeError,
     UnreachableError,
 )
 from hangar.registry.retry import RetryPolicy, base_delay_from_env
 from hangar.sigstore.attachment import (
     MAX_SIGNATURE_BLOB,
     SIGNATURE_ANNOTATION,
-    SIMPLESIGNING_MEDIA_TYPE,
     Attachment,
     NewSignature,
     append_signatures,
+    has_signature,
     parse_attachment,
     signature_tag,
 )
 from hangar.sigstore.keys import PrivateKey
-from hangar.sigstore.payload import build_payload, parse_payload
-from hangar.targets import Target, select_targets, skipped_for_platform
+from hangar.sigstore.payload import build_payload
+from hangar.targets import Target, select_targets, skipped_for_platform, with_attestations
 
 IdentityMode = Literal["tag", "digest", "repository"]
 MAX_MERGE_ATTEMPTS = 8
@@ -94,6 +98,7 @@ class SignOptions:
     identity_mode: IdentityMode = "tag"
     sign_index: bool = True
     force: bool = False
+    sign_attestations: bool = False
 
 
 @dataclass(slots=True)  # one per signature written, kept for the final check: keep it small
@@ -177,7 +182,10 @@ class Signer:
         )
         if not selection.targets:
             return skipped_for_platform(ref, selection, number)
-        return await self._sign_targets(ref, selection.targets, number)
+        targets = selection.targets
+        if options.sign_attestations:
+            targets = with_attestations(manifest, targets)
+        return await self._sign_targets(ref, targets, number)
 
     async def _sign_targets(
         self, ref: Reference, targets: list[Target], number: int
@@ -193,7 +201,7 @@ class Signer:
                 "identity": identity,
             }
             try:
-                action = await self._sign_digest(ref, target, identity)
+                action = await self._sign_digest(ref, target, identity, number)
             except HangarError as exc:
                 record.update(action="failed", error=str(exc))
                 errors.append(f"{target.label} {target.digest}: {exc}")
@@ -208,24 +216,41 @@ class Signer:
         status = "signed" if written else "already-signed"
         return ImageResult(status, "", written, details)
 
-    async def _sign_digest(self, ref: Reference, target: Target, identity: str) -> str:
+    async def _sign_digest(
+        self, ref: Reference, target: Target, identity: str, number: int | None = None
+    ) -> str:
         sig_ref = ref.with_tag(signature_tag(target.digest))
         async with self.locks.hold(f"{sig_ref.name}:{sig_ref.tag}"):
-            return await self._write_signature(sig_ref, target.digest, identity)
+            return await self._write_signature(sig_ref, target.digest, identity, number)
 
-    async def _write_signature(self, sig_ref: Reference, digest: str, identity: str) -> str:
+    async def _write_signature(
+        self, sig_ref: Reference, digest: str, identity: str, number: int | None = None
+    ) -> str:
         current = await self._fetch(sig_ref)
         attachment = parse_attachment(current.data) if current else None
-        skip_check = attachment is None or self.options.force
-        if not skip_check and await self._already_signed(sig_ref, attachment, digest, identity):
-            return "already-signed"
+        missing: HangarError | None = None  # why the registry may refuse our write
+        if attachment is not None:
+            blobs = await fetch_layer_blobs(self.client, sig_ref, attachment)
+            missing = missing_layers_error(blobs)
+            if (warning := unreadable_warning(blobs)) is not None:
+                output.warn(f"{sig_ref.name}@{digest}: .sig attachment {warning}", image=number)
+            if not self.options.force and self._signed_in(blobs, digest, identity):
+                return "already-signed"
         new = self._new_signature(identity, digest)
         # A fresh payload (its timestamp, our key) is new content: no HEAD first.
         layer_digest = await self.client.push_blob(
             sig_ref.registry, sig_ref.repository, new.payload, check_exists=False
         )
         written = _Written(sig_ref, "", layer_digest, new, digest, identity)
-        if await self._merge_in(written, known=(current,)) is None:
+        try:
+            merged = await self._merge_in(written, known=(current,))
+        except RegistryError as exc:
+            # A layer blob we could not read is truly gone when the registry refuses the
+            # manifest for it (a 404 on our GET alone may be a proxy's or a mirror's).
+            if missing is not None and exc.status == 400 and exc.code in BLOB_RACE_CODES:
+                raise missing from None
+            raise
+        if merged is None:
             return "already-signed"
         self.written.append(written)
         return "signed"
@@ -379,30 +404,14 @@ class Signer:
     async def _already_signed(
         self, sig_ref: Reference, attachment: Attachment, digest: str, identity: str
     ) -> bool:
-        for layer in attachment.layers:
-            signature = layer.signature
-            if layer.media_type != SIMPLESIGNING_MEDIA_TYPE or signature is None:
-                continue
-            if layer.size > MAX_SIGNATURE_BLOB:
-                continue
-            try:
-                payload = await self.client.get_blob(
-                    sig_ref.registry, sig_ref.repository, layer.digest, max_size=MAX_SIGNATURE_BLOB
-                )
-            except (NotFoundError, DigestMismatchError, TooLargeError) as exc:
-                # Not a payload this key can be shown to have signed: another writer's layer
-                # (kept as it is when we merge), not a reason to fail this digest.
-                output.debug(f"{sig_ref}: layer {layer.digest} not checked: {exc}")
-                continue
-            if not self.public_key.verify(signature, payload):
-                continue
-            try:
-                parsed = parse_payload(payload)
-            except HangarError:
-                continue
-            if parsed.digest == digest and parsed.identity == identity:
-                return True
-        return False
+        blobs = await fetch_layer_blobs(self.client, sig_ref, attachment)
+        return self._signed_in(blobs, digest, identity)
+
+    def _signed_in(self, blobs: list[LayerBlob], digest: str, identity: str) -> bool:
+        """Does a layer already sign `digest` as `identity` with our key? A layer that cannot
+        be read is another writer's, kept as it is when we merge: never a reason to fail."""
+        layers = ((blob.layer, blob.data) for blob in blobs)
+        return has_signature(layers, digest=digest, identity=identity, key=self.public_key)
 
     def _new_signature(self, identity: str, digest: str) -> NewSignature:
         payload = build_payload(identity, digest, creator=CREATOR, timestamp=int(time.time()))

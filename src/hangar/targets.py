@@ -81,3 +81,47 @@ def skipped_for_platform(ref: Reference, selection: Selection, number: int) -> I
     return ImageResult(
         "skipped", f"no matching platform (it has {have})", platforms=selection.platforms
     )
+
+
+# --- attestation manifests and every instance (`copy --all`) --------------------------------
+
+ATTESTATION_SUBJECT = "vnd.docker.reference.digest"  # buildx: the platform manifest attested
+
+
+def _attestation_label(entry: Descriptor, labels: dict[str, str]) -> str:
+    subject = (entry.annotations or {}).get(ATTESTATION_SUBJECT, "")
+    return f"attestation of {labels.get(subject, subject or 'unknown')}"
+
+
+def with_attestations(manifest: Manifest, chosen: list[Target]) -> list[Target]:
+    """`chosen` plus the buildx attestation manifests of the chosen platforms (an attestation
+    naming no subject goes with any choice), before the index entry if there is one."""
+    if manifest.media_type not in INDEX_TYPES:
+        return chosen
+    labels = {target.digest: target.label for target in chosen}
+    attestations = [
+        Target(entry.digest, _attestation_label(entry, labels))
+        for entry in index_entries(manifest.data)
+        if entry.is_attestation
+        and (entry.annotations or {}).get(ATTESTATION_SUBJECT, "") in (*labels, "")
+    ]
+    platforms = [target for target in chosen if not target.is_index]
+    return platforms + attestations + [target for target in chosen if target.is_index]
+
+
+def all_instances(manifest: Manifest) -> list[Target] | None:
+    """Every instance of an index, as `skopeo copy --all` checks each one against the policy:
+    every platform whatever --os/--arch say, and attestation manifests. None for a single
+    manifest (its one instance is the image itself). Nested indexes are not instances."""
+    if manifest.media_type not in INDEX_TYPES:
+        return None
+    entries = [e for e in index_entries(manifest.data) if e.media_type not in INDEX_TYPES]
+    labels = {
+        e.digest: str(e.platform) if e.platform else "no platform"
+        for e in entries
+        if not e.is_attestation
+    }
+    return [
+        Target(e.digest, _attestation_label(e, labels) if e.is_attestation else labels[e.digest])
+        for e in entries
+    ]

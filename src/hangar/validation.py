@@ -8,24 +8,18 @@ rules of hangar.sigstore.verify, the same code the c/image fixtures are tested a
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from hangar import output
+from hangar.attachment_blobs import LayerBlob, fetch_layer_blobs, unreadable_reason
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
 from hangar.jobs import ImageResult
 from hangar.reference import Reference
-from hangar.registry.client import RegistryClient
-from hangar.registry.errors import DigestMismatchError, NotFoundError, TooLargeError
-from hangar.sigstore.attachment import (
-    MAX_SIGNATURE_BLOB,
-    SIMPLESIGNING_MEDIA_TYPE,
-    SignatureLayer,
-    parse_attachment,
-    signature_tag,
-)
+from hangar.registry.client import Manifest, RegistryClient
+from hangar.registry.errors import NotFoundError
+from hangar.sigstore.attachment import parse_attachment, signature_tag
 from hangar.sigstore.identity import (
     IdentityRule,
     exact_repository,
@@ -35,9 +29,7 @@ from hangar.sigstore.identity import (
 )
 from hangar.sigstore.keys import PublicKey
 from hangar.sigstore.verify import LayerVerdict, verify_layers
-from hangar.targets import Target, select_targets, skipped_for_platform
-
-_BLOB_DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128}")
+from hangar.targets import Selection, Target, all_instances, select_targets, skipped_for_platform
 
 
 @dataclass(frozen=True)
@@ -48,6 +40,7 @@ class ValidateOptions:
     accept_repository_identity: bool = False
     require_tag_identity: bool = False
     require_index_signature: bool = False
+    all_instances: bool = False  # every instance of an index, as `copy --all` checks them
 
     def rule(self) -> IdentityRule:
         if self.exact_repository:
@@ -55,14 +48,6 @@ class ValidateOptions:
         if self.accept_repository_identity:
             return match_repository
         return match_repo_digest_or_exact
-
-
-@dataclass(frozen=True)
-class FetchedBlob:
-    """A layer's payload bytes, or None with why the registry's answer could not be used."""
-
-    data: bytes | None
-    problem: str | None = None  # set when the client refused the bytes it received
 
 
 class AttachmentUnreadable(Exception):
@@ -90,7 +75,7 @@ class Validator:
         ref = entry.reference
         assert ref is not None
         manifest = await self.client.get_manifest(ref)
-        selection = await select_targets(
+        selection = await self._all_instances(ref, manifest) or await select_targets(
             self.client,
             ref,
             manifest,
@@ -118,21 +103,36 @@ class Validator:
         output.info(f"PASS: [{ref}]", image=number)
         return ImageResult("passed", "", len(checks), details)
 
+    async def _all_instances(self, ref: Reference, manifest: Manifest) -> Selection | None:
+        """With --all-instances: every instance, whatever --os/--arch (None: not asked)."""
+        if not self.options.all_instances:
+            return None
+        every = all_instances(manifest)
+        if every is None:  # a single manifest: the image itself, whatever its platform
+            return await select_targets(self.client, ref, manifest, [], [], include_index=False)
+        platforms = tuple(target.label for target in every)
+        if self.options.require_index_signature:
+            every.append(Target(manifest.digest, "index"))
+        return Selection(every, platforms)
+
     async def _check(self, ref: Reference, target: Target) -> DigestCheck:
         try:
-            fetched = await self._layers(ref, target.digest)
+            blobs = await self._layers(ref, target.digest)
         except AttachmentUnreadable as exc:  # a verdict on this digest, not a run error
             return DigestCheck(target, False, str(exc), [])
-        if fetched is None:
+        if blobs is None:
             return DigestCheck(target, False, "no signature", [])
-        layers = [(layer, blob.data) for layer, blob in fetched]
+        layers = [(blob.layer, blob.data) for blob in blobs]
         image_reference = f"{ref.name}@{target.digest}"
         verdicts = verify_layers(
             target.digest, layers, self.keys, self.rule, image_reference=image_reference
         )
-        for verdict, (_, blob) in zip(verdicts, fetched, strict=True):
+        for verdict, blob in zip(verdicts, blobs, strict=True):
             if blob.problem is not None and not verdict.accepted:
-                verdict.reason = blob.problem  # more precise than "missing"
+                verdict.reason = f"cannot be read: {blob.problem}"  # more precise than "missing"
+        broken = unreadable_reason(blobs)
+        if broken is not None:  # consumers stop at the first layer they cannot read
+            return DigestCheck(target, False, broken, verdicts)
         if not any(verdict.accepted for verdict in verdicts):
             return DigestCheck(target, False, _summarize(verdicts), verdicts)
         if self.options.require_tag_identity and not target.is_index:
@@ -161,10 +161,8 @@ class Validator:
             verdicts,
         )
 
-    async def _layers(
-        self, ref: Reference, digest: str
-    ) -> list[tuple[SignatureLayer, FetchedBlob]] | None:
-        """The attachment's layers with their payload blobs; None when there is no `.sig`."""
+    async def _layers(self, ref: Reference, digest: str) -> list[LayerBlob] | None:
+        """The attachment's layers with their blobs; None when there is no `.sig` tag."""
         sig_ref = ref.with_tag(signature_tag(digest))
         try:
             manifest = await self.client.get_manifest(sig_ref)
@@ -174,38 +172,7 @@ class Validator:
             attachment = parse_attachment(manifest.data)
         except HangarError as exc:
             raise AttachmentUnreadable(f"unreadable signature attachment: {exc.message}") from None
-        payloads = await asyncio.gather(*(self._payload(ref, layer) for layer in attachment.layers))
-        return list(zip(attachment.layers, payloads, strict=True))
-
-    async def _payload(self, ref: Reference, layer: SignatureLayer) -> FetchedBlob:
-        """The layer's payload blob. A missing, corrupt or oversized blob rejects this layer
-        only; any other registry error (auth, network) fails the image, as in c/image."""
-        if layer.media_type != SIMPLESIGNING_MEDIA_TYPE or layer.size > MAX_SIGNATURE_BLOB:
-            return FetchedBlob(None)  # verify_layer says why, without a fetch
-        if not _BLOB_DIGEST.fullmatch(layer.digest):  # never put such text in a URL
-            return FetchedBlob(
-                None, f"layer digest {layer.digest!r} is not a sha256, sha384 or sha512 digest"
-            )
-        try:
-            data = await self.client.get_blob(
-                ref.registry, ref.repository, layer.digest, max_size=MAX_SIGNATURE_BLOB
-            )
-        except NotFoundError:
-            return FetchedBlob(None)  # verify_layer: "payload blob ... is missing"
-        except DigestMismatchError as exc:
-            output.debug(f"{ref.name}: signature blob {layer.digest}: {exc}")
-            return FetchedBlob(
-                None,
-                f"blob does not match its digest {layer.digest} (the registry sent other bytes)",
-            )
-        except TooLargeError as exc:
-            output.debug(f"{ref.name}: signature blob {layer.digest}: {exc}")
-            return FetchedBlob(
-                None,
-                f"payload blob {layer.digest} is over the {MAX_SIGNATURE_BLOB} byte limit "
-                f"(its descriptor says {layer.size} bytes)",
-            )
-        return FetchedBlob(data)
+        return await fetch_layer_blobs(self.client, ref, attachment)
 
     def _record(self, check: DigestCheck) -> dict[str, Any]:
         return {

@@ -261,26 +261,33 @@ def test_streamed_manifest_is_cut_at_4_mib_and_memory_stays_flat(
 # --- signature blobs over 4 MiB ----------------------------------------------------------------
 
 
-def test_signature_blob_over_4_mib_is_refused_not_fetched(
+def test_signature_blob_over_4_mib_fails_the_image_and_sign_warns(
     registry_http: RegistryServer, home: Path, tmp_path: Path, subs: dict[str, str]
 ) -> None:
-    """A layer that says it is 5 MiB is judged on that: never fetched, rejected alone; signing
-    appends next to it, and then the image validates."""
+    """A 5 MiB layer: podman/CRI-O cannot read it, so they reject the image whatever else the
+    attachment holds. validate says so; sign keeps the layer (not ours), appends its own
+    signature, and warns that the image stays rejected until that layer is repaired."""
     image, ref = new_image(registry_http, subs)
     big = blob_layer(registry_http, image, b"{" + b" " * OVER_LIMIT + b"}", OVER_LIMIT + 2)
     put_attachment(registry_http, image, [big], [big["digest"]])
     list_file = write_list(tmp_path / "list", ref)
     before = run_hangar(validate_args(list_file), home, cwd=tmp_path)
     assert before.returncode == 1
-    line = log_line(before.stderr, f"FAIL: [{ref}]", "over the")
-    assert f"payload blob is {OVER_LIMIT + 2} bytes, over the {LIMIT} byte limit" in line
+    line = log_line(before.stderr, f"FAIL: [{ref}]", "cannot be read")
+    assert f"layer 1/1 {big['digest']} (" in line
+    assert f"exceeded maximum allowed size of {LIMIT} bytes" in line
     documented("signature-blob-too-large-validate", 1, line, subs)
     signed = run_hangar(sign_args(list_file, registry_http), home, cwd=tmp_path)
     assert signed.returncode == 0, signed.stderr
+    warning = log_line(signed.stderr, "cannot be read", level="[WARN]")
+    assert f"layer 1/1 {big['digest']} (" in warning
+    assert "they will reject this image whatever signature is added" in warning
+    documented("signature-blob-too-large-sign-warning", 0, warning, subs)
     layers = read_attachment_layers(registry_http, image)
     assert [layer["digest"] for layer in layers][:1] == [big["digest"]] and len(layers) == 2
     after = run_hangar(validate_args(list_file), home, cwd=tmp_path)
-    assert after.returncode == 0, after.stderr
+    assert after.returncode == 1, after.stderr
+    assert f"layer 1/2 {big['digest']} (" in log_line(after.stderr, f"FAIL: [{ref}]")
 
 
 def read_attachment_layers(server: RegistryServer, image: PushedImage) -> list[dict]:
@@ -307,14 +314,18 @@ def test_signature_blob_larger_than_declared_is_cut_and_memory_stays_flat(
     assert str(LIMIT) in fail, fail
     assert validated.peak_rss_kib < baseline.peak_rss_kib + RSS_MARGIN_KIB, (validated, baseline)
     documented("signature-blob-size-lies-validate", 1, fail, subs)
-    # sign reads existing signatures to skip what it already signed: the same cap applies,
-    # and a layer it cannot read is another writer's, kept as it is beside the new signature
+    # sign reads every existing layer (to skip what it already signed, and to warn about what
+    # consumers cannot read): the same cap applies, and a layer it cannot read is another
+    # writer's, kept as it is beside the new signature; the image stays rejected.
     signed = run_measured(sign_args(list_file, registry_http), home, tmp_path)
     assert signed.returncode == 0, signed.stderr
     assert signed.peak_rss_kib < sign_baseline.peak_rss_kib + RSS_MARGIN_KIB, signed
+    assert "exceeded maximum allowed size" in log_line(
+        signed.stderr, liar["digest"], level="[WARN]"
+    )
     layers = read_attachment_layers(registry_http, image)
     assert [layer["digest"] for layer in layers][:1] == [liar["digest"]] and len(layers) == 2
-    assert run_hangar(validate_args(list_file), home).returncode == 0
+    assert run_hangar(validate_args(list_file), home).returncode == 1
 
 
 # --- attachments with too many layers ----------------------------------------------------------

@@ -577,3 +577,53 @@ def test_environment_passphrase(registry_http: RegistryServer, home: Path, tmp_p
     errors = [line for line in wrong.stderr.splitlines() if line.startswith("[ERRO]")]
     assert len(errors) == 1 and "passphrase" in errors[0], wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_crlf_passphrase_file_both_ways(
+    registry_http: RegistryServer, home: Path, tmp_path: Path
+) -> None:
+    """A passphrase file saved on Windows (CRLF). skopeo made cimage key4 from such a file (its
+    passphrase ends in CR): hangar signs with it from the same file. A key hangar makes from
+    such a file uses the trimmed passphrase, and hangar warns that skopeo reads another one."""
+    from hangar.errors import KeyFileError
+    from hangar.sigstore.keys import load_private_key
+
+    cimage_keys = KEY2.parent
+    repo = repo_name("crlf")
+    push_image(registry_http, repo, "skopeo-key", kind="oci-manifest")
+    push_image(registry_http, repo, "hangar-key", kind="oci-manifest")
+    name = f"{registry_http.host}/{repo}"
+
+    skopeo_list = write_list(tmp_path / "skopeo.list", f"{name}:skopeo-key")
+    key4 = cimage_keys / "key4.private"
+    signed = run_hangar(
+        sign_args(skopeo_list, registry_http, key=key4, passphrase=cimage_keys / "key4.passphrase"),
+        home,
+    )
+    assert signed.returncode == 0, signed.stderr
+    validate = ["sign", "validate", "-f", str(skopeo_list), "--tls-verify=false"]
+    checked = run_hangar([*validate, "-p", str(cimage_keys / "key4.pub")], home, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+
+    crlf = tmp_path / "crlf.passphrase"
+    crlf.write_bytes(b"windows passphrase\r\n")
+    crlf.chmod(0o600)
+    prefix = tmp_path / "made"
+    made = run_hangar(
+        ["generate-sigstore-key", "-p", str(prefix), "--passphrase-file", str(crlf)], home
+    )
+    assert made.returncode == 0, made.stderr
+    assert (
+        f"[WARN] passphrase file {crlf}: the new key's passphrase is the file's content without "
+        "surrounding white space, but podman and skopeo read its first line as written"
+    ) in made.stderr
+    key_file = Path(f"{prefix}.key")
+    with pytest.raises(KeyFileError):  # what skopeo would read from the file
+        load_private_key(key_file, b"windows passphrase\r")
+    load_private_key(key_file, b"windows passphrase")
+    hangar_list = write_list(tmp_path / "hangar.list", f"{name}:hangar-key")
+    signed = run_hangar(sign_args(hangar_list, registry_http, key=key_file, passphrase=crlf), home)
+    assert signed.returncode == 0, signed.stderr
+    validate = ["sign", "validate", "-f", str(hangar_list), "--tls-verify=false"]
+    checked = run_hangar([*validate, "-p", f"{prefix}.pub"], home, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from tests.cli.test_bad_input import documented
 from tests.support import http
 from tests.support.cli import (
     ANNOTATION,
@@ -34,12 +36,13 @@ from tests.support.cli import (
     OCI_CONFIG,
     OCI_MANIFEST,
     SIMPLESIGNING,
+    check_hangar_attachment,
     failed_lines,
     run_hangar,
     sig_tag,
     sign_args,
 )
-from tests.support.images import PushedImage, push_image, push_vector_attachment
+from tests.support.images import IN_TOTO, PushedImage, push_image, push_vector_attachment
 from tests.support.paths import VECTORS
 from tests.support.registry import RegistryServer, start_registry, write_auth_json
 
@@ -47,6 +50,11 @@ KEY3_PUB = VECTORS / "cimage-keys" / "key3.pub"
 VECTOR_REPOSITORY = "127.0.0.1:5000/vectors/app"  # where c/image signed the vector
 MAX_SIGNATURE_BLOB = 4 * 1024 * 1024  # c/image's limit, written out independently of hangar
 NOT_VERIFIED = "signature does not verify with the key (signed by another key, or altered)"
+RAW_R_S = (
+    "ECDSA signature in raw r||s form (IEEE P1363), not ASN.1 DER: podman/CRI-O refuse it "
+    '("invalid signature when validating ASN.1 encoded signature"); sign again with a tool '
+    "that writes DER (hangar, cosign, skopeo)"
+)
 SUMMARY = "[INFO] Summary: {} images: {} passed, {} skipped for platform, {} failed; "
 
 
@@ -592,6 +600,14 @@ def _descriptor_names_other_bytes(t: Subject) -> tuple[list[Layer], str]:
     return [Layer(blob_a, sign_b64(bytes_b))], NOT_VERIFIED
 
 
+def _raw_r_s(t: Subject) -> tuple[list[Layer], str]:
+    """A valid ECDSA signature, written as r||s (IEEE P1363) instead of DER."""
+    blob = payload(t.identity, t.digest)
+    r, s = decode_dss_signature(base64.b64decode(sign_b64(blob)))
+    raw = base64.b64encode(r.to_bytes(32, "big") + s.to_bytes(32, "big")).decode()
+    return [Layer(blob, raw)], RAW_R_S
+
+
 def _not_simple_signing(t: Subject) -> tuple[list[Layer], str]:
     media_type = "application/vnd.oci.image.layer.v1.tar"
     layer = signed_layer(payload(t.identity, t.digest))
@@ -606,17 +622,6 @@ def _declared_too_large(t: Subject) -> tuple[list[Layer], str]:
         f"payload blob is {MAX_SIGNATURE_BLOB + 1} bytes, over the {MAX_SIGNATURE_BLOB} byte limit"
     )
     return [layer], reason
-
-
-def _served_too_large(t: Subject) -> tuple[list[Layer], str]:
-    """A small size in the descriptor, a blob over the limit in the registry."""
-    blob = payload(t.identity, t.digest) + b" " * MAX_SIGNATURE_BLOB
-    layer = Layer(blob, sign_b64(blob), size=370)
-    digest = http.sha256_digest(blob)
-    return [layer], (
-        f"payload blob {digest} is over the {MAX_SIGNATURE_BLOB} byte limit "
-        "(its descriptor says 370 bytes)"
-    )
 
 
 def _malformed(document: bytes, rule: str) -> Callable[[Subject], tuple[list[Layer], str]]:
@@ -638,9 +643,9 @@ TAMPER_CASES: dict[str, Callable[[Subject], tuple[list[Layer], str]]] = {
     "annotation-missing": _no_annotation,
     "annotation-not-base64": _not_base64,
     "descriptor-names-a-blob-of-other-bytes": _descriptor_names_other_bytes,
+    "raw-r-s-signature": _raw_r_s,
     "not-a-simple-signing-layer": _not_simple_signing,
     "declared-size-over-the-limit": _declared_too_large,
-    "served-blob-over-the-limit": _served_too_large,
     "extra-top-level-field": _malformed(
         b'{"critical":' + CRITICAL + b',"optional":' + OPTIONAL + b',"extra":true}',
         'unexpected field "extra" at top level',
@@ -722,6 +727,93 @@ def test_a_good_layer_beside_each_bad_one_passes(
         assert good["timestamp"] == 1700000099
 
 
+# -- a layer that cannot be read: podman/CRI-O reject the image, whatever else is there ------
+
+UNREADABLE_CONSEQUENCE = (
+    "podman/CRI-O reject the image when any layer of its .sig attachment cannot be read, "
+    "even beside a valid signature: repair or remove that layer"
+)
+
+
+def unreadable(position: int, total: int, digest: str, media_type: str, problem: str) -> str:
+    return (
+        f"layer {position}/{total} {digest} ({media_type}) cannot be read: {problem} "
+        f"({UNREADABLE_CONSEQUENCE})"
+    )
+
+
+def _statement(size: int = 0) -> bytes:
+    """An in-toto statement, as cosign attest stores one in an attachment."""
+    return compact({"_type": "https://in-toto.io/Statement/v0.1", "pad": " " * size})
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    layer: Layer
+    problem: str
+    delete_after: bool = False  # distribution refuses a manifest naming a missing blob
+
+
+def _unreadable_cases() -> dict[str, Callable[[Subject], Unreadable]]:
+    too_large = f"exceeded maximum allowed size of {MAX_SIGNATURE_BLOB} bytes"
+
+    def big_signature(t: Subject) -> Unreadable:
+        blob = payload(t.identity, t.digest) + b" " * MAX_SIGNATURE_BLOB
+        return Unreadable(
+            Layer(blob, sign_b64(blob), size=370), f"{too_large} (its descriptor says 370 bytes)"
+        )
+
+    def big_attestation(t: Subject) -> Unreadable:
+        blob = _statement(MAX_SIGNATURE_BLOB)
+        layer = Layer(blob, None, media_type=IN_TOTO)
+        return Unreadable(layer, f"{too_large} (its descriptor says {len(blob)} bytes)")
+
+    def missing_attestation(t: Subject) -> Unreadable:
+        layer = Layer(_statement(secrets.randbelow(1000)), None, media_type=IN_TOTO)
+        return Unreadable(layer, "blob unknown to registry", delete_after=True)
+
+    def missing_signature(t: Subject) -> Unreadable:
+        layer = signed_layer(payload(t.identity, t.digest, timestamp=1700000123))
+        return Unreadable(layer, "blob unknown to registry", delete_after=True)
+
+    return {
+        "signature-served-over-4-mib": big_signature,
+        "attestation-over-4-mib": big_attestation,
+        "attestation-blob-missing": missing_attestation,
+        "signature-blob-missing": missing_signature,
+    }
+
+
+UNREADABLE_CASES = _unreadable_cases()
+
+
+@pytest.mark.parametrize("case", list(UNREADABLE_CASES))
+@pytest.mark.parametrize("position", ["after-the-good-layer", "before-the-good-layer"])
+def test_an_unreadable_layer_anywhere_fails_the_image(
+    subject: Subject, home: Path, tmp_path: Path, case: str, position: str
+) -> None:
+    """containers/image fetches every layer first and rejects the image on the first it cannot
+    read, whatever its media type: a valid signature beside it does not help."""
+    bad = UNREADABLE_CASES[case](subject)
+    good = signed_layer(payload(subject.identity, subject.digest, timestamp=1700000099))
+    layers = [good, bad.layer] if position == "after-the-good-layer" else [bad.layer, good]
+    push_attachment(subject.server, subject.repo, subject.digest, layers)
+    bad_digest = bad.layer.descriptor()["digest"]
+    if bad.delete_after:
+        deleted = http.request(subject.server, "DELETE", f"/v2/{subject.repo}/blobs/{bad_digest}")
+        assert deleted.status == 202
+    number = layers.index(bad.layer) + 1
+    reason = unreadable(number, 2, bad_digest, bad.layer.media_type, bad.problem)
+    _assert_fails_with(subject, home, tmp_path, reason)
+    report = tmp_path / "report.json"
+    list_file = tmp_path / "list"
+    run_hangar(validate_args(list_file, subject.server, "--report", str(report)), home)
+    [entry] = json.loads(report.read_text())[0]["digests"]
+    verdicts = {s["layer"]: (s["accepted"], s["reason"]) for s in entry["signatures"]}
+    assert verdicts[bad_digest] == (False, f"cannot be read: {bad.problem}")
+    assert verdicts[good.descriptor()["digest"]] == (True, "accepted")
+
+
 def test_registry_refuses_a_blob_under_another_digest(subject: Subject) -> None:
     """Why the mismatch cases are built the way they are: distribution checks every upload
     (DIGEST_INVALID), so the only ways to make a layer's blob disagree with its signature are
@@ -754,7 +846,7 @@ def test_blob_altered_in_storage_does_not_match_its_digest(
         subject,
         home,
         tmp_path,
-        f"blob does not match its digest {digest} (the registry sent other bytes)",
+        unreadable(1, 1, digest, SIMPLESIGNING, "digest mismatch (the registry sent other bytes)"),
     )
 
 
@@ -766,7 +858,9 @@ def test_blob_deleted_after_the_attachment_was_written(
     digest = http.sha256_digest(good.blob)
     path = f"/v2/{subject.repo}/blobs/{digest}"
     assert http.request(subject.server, "DELETE", path).status == 202
-    _assert_fails_with(subject, home, tmp_path, f"payload blob {digest} is missing")
+    _assert_fails_with(
+        subject, home, tmp_path, unreadable(1, 1, digest, SIMPLESIGNING, "blob unknown to registry")
+    )
 
 
 def test_signature_of_another_image_copied_to_this_one(
@@ -1094,3 +1188,97 @@ def test_exact_repository_that_is_not_a_reference(
     assert result.returncode != 0
     assert "Not/A/Repo" in result.stderr and "lowercase" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sign_refuses_to_add_beside_a_missing_foreign_layer(
+    subject: Subject, home: Path, tmp_path: Path
+) -> None:
+    """An attestation someone else attached, whose blob is gone: the registry refuses any
+    rewrite of the tag naming it, and consumers reject the image. sign fails that line at once
+    with what to repair, and leaves the attachment as it was."""
+    statement = _statement(secrets.randbelow(1000))
+    foreign = Layer(statement, None, media_type=IN_TOTO)
+    before = push_attachment(subject.server, subject.repo, subject.digest, [foreign])
+    digest = http.sha256_digest(statement)
+    assert (
+        http.request(subject.server, "DELETE", f"/v2/{subject.repo}/blobs/{digest}").status == 202
+    )
+    list_file = write_list(tmp_path / "list", subject.ref)
+    signed = run_hangar(sign_args(list_file, subject.server), home, cwd=tmp_path)
+    assert signed.returncode == 1, signed.stderr
+    line = next(line for line in signed.stderr.splitlines() if "cannot add a signature" in line)
+    subs = {subject.server.host: "REGISTRY", subject.repo: "good/app"}
+    documented("sign-attachment-blob-missing", 1, line, subs)
+    assert (
+        f"[ERRO] [IMG:1] {subject.ref}: linux/amd64 {subject.digest}: cannot add a signature: "
+        f"the .sig attachment names layer 1/1 {digest} ({IN_TOTO}), whose blob is not in the "
+        "registry; the registry refuses to store the attachment with it, and podman/CRI-O "
+        "reject the image because of it (push that blob again, or remove that layer from the "
+        ".sig tag)"
+    ) in signed.stderr.splitlines()
+    assert failed_lines(tmp_path / "sign-failed.txt") == [subject.ref]
+    after = http.get_manifest(subject.server, subject.repo, sig_tag(subject.digest))
+    assert http.sha256_digest(after[0]) == before
+    _assert_fails_with(
+        subject, home, tmp_path, unreadable(1, 1, digest, IN_TOTO, "blob unknown to registry")
+    )
+
+
+# -- every instance (`skopeo copy --all`) and attestation manifests ------------------------
+
+
+def test_all_instances_names_each_unsigned_instance_until_attestations_are_signed(
+    registry_http: RegistryServer, home: Path, tmp_path: Path
+) -> None:
+    """copy --all checks every instance of the index against the policy: each platform,
+    filtered or not, and the buildx attestation manifests."""
+    repo = repo_name("instances")
+    platforms = ("linux/amd64", "linux/arm64", "linux/s390x")
+    image = push_image(
+        registry_http, repo, "v1", kind="oci-index-attestations", platforms=platforms
+    )
+    ref = f"{registry_http.host}/{repo}:v1"
+    list_file = write_list(tmp_path / "list", ref)
+    every = validate_args(list_file, registry_http, "--all-instances")
+
+    def unsigned_instances() -> list[str]:
+        result = run_hangar(every, home, cwd=tmp_path)
+        assert result.returncode == (1 if fail_lines(result.stderr) else 0), result.stderr
+        return fail_lines(result.stderr)
+
+    def fail(label: str, digest: str) -> str:
+        return f"FAIL: [{ref}] {label} {digest}: no signature"
+
+    attestation = {p: fail(f"attestation of {p}", image.attestations[p]) for p in platforms}
+    assert run_hangar(sign_args(list_file, registry_http), home).returncode == 0
+    default_platforms_only = run_hangar(validate_args(list_file, registry_http), home)
+    assert default_platforms_only.returncode == 0, default_platforms_only.stderr
+    assert unsigned_instances() == [
+        fail("linux/s390x", image.platforms["linux/s390x"]),
+        *attestation.values(),
+    ]
+
+    signed = run_hangar(sign_args(list_file, registry_http, "--sign-attestations"), home)
+    assert signed.returncode == 0, signed.stderr
+    for platform in ("linux/amd64", "linux/arm64"):
+        digest = image.attestations[platform]
+        assert f"Signed [{registry_http.host}/{repo}@{digest}] (attestation of {platform})" in (
+            signed.stderr
+        )
+        check_hangar_attachment(registry_http, repo, digest, ref, KEY1_PUB)
+    assert unsigned_instances() == [
+        fail("linux/s390x", image.platforms["linux/s390x"]),
+        attestation["linux/s390x"],
+    ]
+
+    everything = sign_args(
+        list_file, registry_http, "--sign-attestations", "-a", "amd64,arm64,s390x"
+    )
+    assert run_hangar(everything, home).returncode == 0
+    assert unsigned_instances() == []
+    report = tmp_path / "report.json"
+    run_hangar([*every, "--report", str(report)], home, cwd=tmp_path)
+    [record] = json.loads(report.read_text())
+    assert sorted(entry["digest"] for entry in record["digests"]) == sorted(
+        [*image.platforms.values(), *image.attestations.values()]
+    )

@@ -158,6 +158,16 @@ def test_cimage_key3_opens_only_with_the_untrimmed_first_line() -> None:
     assert key.public_key() == load_public_key(CIMAGE_KEYS / "key3.pub")
 
 
+def test_cimage_key4_opens_only_with_the_carriage_return_skopeo_kept() -> None:
+    path = CIMAGE_KEYS / "key4.private"
+    assert (CIMAGE_KEYS / "key4.passphrase").read_bytes() == b"crlf passphrase\r\n"
+    with pytest.raises(KeyFileError) as excinfo:
+        load_private_key(path, b"crlf passphrase")
+    assert_key_error(excinfo, str(path), "wrong passphrase")
+    key = load_private_key(path, b"crlf passphrase\r")
+    assert key.public_key() == load_public_key(CIMAGE_KEYS / "key4.pub")
+
+
 @pytest.mark.parametrize("name", ["pemcosignkey.key", "pemsigstorekey.key"])
 def test_cosign_test_keys_load(name: str) -> None:
     key = load_private_key(COSIGN_KEYS / name, b"hello")
@@ -253,16 +263,21 @@ def test_every_key_type_round_trips(key_type: str, pem_type: str) -> None:
 
 
 @pytest.mark.parametrize("key_type", ["ecdsa-p256", "ecdsa-p384", "ecdsa-p521"])
-def test_ecdsa_raw_r_s_signatures_are_accepted_as_cosign_does(key_type: str) -> None:
+def test_ecdsa_raw_r_s_signatures_are_refused_as_containers_image_does(key_type: str) -> None:
+    """containers/image 5.29 (sigstore 1.7, VerifyASN1) refuses r||s; only DER verifies.
+    verifies_as_raw_ecdsa recognizes a valid r||s signature, to say why it is refused."""
     original = crypto_key(key_type)
     public = PrivateKey(original).public_key()
     der = original.sign(b"data", ec.ECDSA(hashes.SHA256()))
     r, s = decode_dss_signature(der)
     size = (original.curve.key_size + 7) // 8
     raw = r.to_bytes(size, "big") + s.to_bytes(size, "big")
-    assert public.verify(raw, b"data")
-    assert not public.verify(raw, b"other")
-    assert not public.verify(raw[:-1], b"data")
+    assert public.verify(der, b"data")
+    assert not public.verify(raw, b"data")
+    assert public.verifies_as_raw_ecdsa(raw, b"data")
+    assert not public.verifies_as_raw_ecdsa(raw, b"other")
+    assert not public.verifies_as_raw_ecdsa(raw[:-1], b"data")
+    assert not public.verifies_as_raw_ecdsa(der, b"data")  # DER is not raw
 
 
 @pytest.mark.parametrize("key_type", sorted(KEY_TYPES))

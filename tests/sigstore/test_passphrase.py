@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hangar.errors import KeyFileError
-from hangar.sigstore.keys import encrypt_private_key, read_signing_key
+from hangar.sigstore.keys import encrypt_private_key, load_public_key, read_signing_key
 from hangar.sigstore.passphrase import (
     Passphrase,
     file_candidates,
@@ -80,7 +80,9 @@ def write_secret(directory: Path, content: bytes, name: str = "pass.txt", mode: 
     [
         (b"secret\n", (b"secret",)),
         (b"secret", (b"secret",)),
-        (b"secret\r\n", (b"secret",)),
+        # skopeo/podman drop only the LF: a Windows file's passphrase ends in CR.
+        (b"secret\r\n", (b"secret", b"secret\r")),
+        (b"secret\r", (b"secret", b"secret\r")),
         (b"  spaced passphrase \n", (b"spaced passphrase", b"  spaced passphrase ")),
         (b"\tsecret\n\n", (b"secret", b"\tsecret")),
         (b"line one\nline two\n", (b"line one\nline two", b"line one")),
@@ -104,7 +106,8 @@ def test_passphrase_file_beats_the_environment(tmp_path: Path, monkeypatch) -> N
     ("made_with", "file_content"),
     [
         (b"pw-12345", b"pw-12345\n"),
-        (b"pw-12345", b"pw-12345\r\n"),
+        (b"pw-12345", b"pw-12345\r\n"),  # the trim, first
+        (b"pw-12345\r", b"pw-12345\r\n"),  # skopeo's first line: up to the LF, CR kept
         (b"pw-12345", b"  pw-12345\t\n"),  # the seed's trim
         (b"  pw-12345 ", b"  pw-12345 \n"),  # skopeo's first line, untrimmed
     ],
@@ -117,9 +120,11 @@ def test_read_signing_key_with_a_passphrase_file(
     assert key.key_type == "ecdsa-p256"
 
 
-def test_cimage_key3_opens_from_its_own_passphrase_file() -> None:
-    key = read_signing_key(CIMAGE_KEYS / "key3.private", str(CIMAGE_KEYS / "key3.passphrase"))
-    assert key.key_type == "ecdsa-p256"
+@pytest.mark.parametrize("name", ["key1", "key2", "key3", "key4"])
+def test_cimage_keys_open_from_their_own_passphrase_files(name: str) -> None:
+    """skopeo made each key from its file: key3's has surrounding spaces, key4's ends in CRLF."""
+    key = read_signing_key(CIMAGE_KEYS / f"{name}.private", str(CIMAGE_KEYS / f"{name}.passphrase"))
+    assert key.public_key() == load_public_key(CIMAGE_KEYS / f"{name}.pub")
 
 
 def test_wrong_passphrase_file(tmp_path: Path) -> None:
@@ -267,11 +272,32 @@ def test_cosign_password_wins_over_the_terminal(tmp_path: Path) -> None:
 # --- a passphrase for a new key ------------------------------------------------------------------
 
 
-def test_new_passphrase_from_file_is_trimmed_with_a_warning(tmp_path: Path, capsys) -> None:
-    path = write_secret(tmp_path, b"  spaced secret \n")
-    assert read_new_passphrase(str(path)) == b"spaced secret"
-    assert "without surrounding white space" in capsys.readouterr().err
-    plain = write_secret(tmp_path, b"plain secret\n", name="plain.txt")
+@pytest.mark.parametrize(
+    ("content", "secret"),
+    [
+        (b"  spaced secret \n", b"spaced secret"),
+        (b"\tsecret-1\n", b"secret-1"),
+        (b"crlf secret\r\n", b"crlf secret"),  # skopeo would read "crlf secret\r"
+        (b"line one\nline two\n", b"line one\nline two"),
+    ],
+)
+def test_new_passphrase_from_file_is_trimmed_with_a_warning(
+    tmp_path: Path, capsys, content: bytes, secret: bytes
+) -> None:
+    path = write_secret(tmp_path, content)
+    assert read_new_passphrase(str(path)) == secret
+    warning = capsys.readouterr().err
+    assert f"passphrase file {path}: " in warning
+    assert "podman and skopeo read its first line as written" in warning
+    assert "they will read a different passphrase from this file" in warning
+    assert secret.decode() not in warning
+
+
+@pytest.mark.parametrize("content", [b"plain secret\n", b"plain secret"])
+def test_new_passphrase_from_a_plain_file_gets_no_warning(
+    tmp_path: Path, capsys, content: bytes
+) -> None:
+    plain = write_secret(tmp_path, content, name="plain.txt")
     assert read_new_passphrase(str(plain)) == b"plain secret"
     assert capsys.readouterr().err == ""
 

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Callable
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from hangar.errors import InvalidReferenceError
 from hangar.sigstore.attachment import (
@@ -25,6 +26,7 @@ from hangar.sigstore.identity import (
     match_repository,
     parse_docker_reference,
 )
+from hangar.sigstore.keys import PublicKey
 from hangar.sigstore.payload import build_payload
 from hangar.sigstore.verify import (
     LayerVerdict,
@@ -397,6 +399,29 @@ def test_signature_from_another_key() -> None:
     many = check(layer, payload, keys=[KEY.public, TestKey().public])
     assert many.reason == (
         "signature does not verify with any of the 2 keys (signed by another key, or altered)"
+    )
+
+
+def raw_r_s(der: bytes) -> bytes:
+    r, s = decode_dss_signature(der)
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def test_raw_r_s_signature_is_refused_with_containers_image_reason() -> None:
+    payload = good_payload()
+    layer = NewSignature(payload, raw_r_s(KEY.sign(payload))).layer()
+    hangar_key = PublicKey(KEY._private.public_key())  # knows what r||s is, to say so
+    verdict = check(layer, payload, keys=[hangar_key])
+    assert not verdict.accepted and verdict.key_index is None
+    assert verdict.reason == (
+        "ECDSA signature in raw r||s form (IEEE P1363), not ASN.1 DER: podman/CRI-O refuse it "
+        '("invalid signature when validating ASN.1 encoded signature"); sign again with a tool '
+        "that writes DER (hangar, cosign, skopeo)"
+    )
+    # r||s by another key is just a signature that does not verify.
+    other = NewSignature(payload, raw_r_s(OTHER_KEY.sign(payload))).layer()
+    assert check(other, payload, keys=[hangar_key]).reason.startswith(
+        "signature does not verify with the key"
     )
 
 

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except HangarError as exc:
         output.error(str(exc))
-        sys.exit(1)
+        sys.exit(getattr(exc, "exit_code", 1))  # 2 for a policy podman would refuse
     except KeyboardInterrupt:
         output.error("interrupted")
         sys.exit(130)
@@ -131,6 +131,6 @@ def _command_path(args: list[str]) -> str:
     path = ["hangar"]
     if words and words[0] in _COMMANDS:
         path.append(words[0])
-        if words[0] == "sign" and words[1:] == ["validate"]:
-            path.append("validate")
+        if words[0] == "sign" and words[1:] in (["validate"], ["policy"]):
+            path.append(words[1])
     return " ".join(path)

@@ -44,7 +44,8 @@ hangar generate-sigstore-key --prefix release --passphrase-file ./passphrase.txt
 @click.option(
     "--passphrase-file",
     metavar="FILE",
-    help="read the passphrase from FILE (surrounding white space trimmed); otherwise "
+    help="read the passphrase from FILE (surrounding white space trimmed; a warning says when "
+    "podman/skopeo, which read the first line as written, would read another one); otherwise "
     "$COSIGN_PASSWORD when set, otherwise it is asked twice on the terminal",
 )
 @click.option(

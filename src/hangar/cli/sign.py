@@ -73,6 +73,13 @@ Global Flags:
     help="also sign the index of a multi-arch image (cosign verify needs it)",
 )
 @click.option(
+    "--sign-attestations/--no-sign-attestations",
+    default=False,
+    show_default=True,
+    help="also sign the buildx attestation manifests of the selected platforms (skopeo copy "
+    "--all and mirroring tools check every instance of an index)",
+)
+@click.option(
     "--force/--no-force",
     default=False,
     help="add a new signature even where this key already signed",
@@ -109,6 +116,7 @@ def _sign(**flags) -> int:
             identity_mode=flags["signed_identity"],
             sign_index=flags["sign_index"],
             force=flags["force"],
+            sign_attestations=flags["sign_attestations"],
         )
         summary = asyncio.run(_sign_run(key, options, jobs, prepared, flags))
     print_summary(summary, "sign", "signatures", prepared.failed_path)
@@ -136,9 +144,11 @@ async def _sign_run(key, options, jobs, prepared, flags):
 
 
 def _register_validate() -> None:
+    from hangar.cli.consumer import policy
     from hangar.cli.validate import validate
 
     sign.add_command(validate)
+    sign.add_command(policy)
 
 
 _register_validate()

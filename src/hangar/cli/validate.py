@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from hangar import output
 from hangar.cli._args import list_options
 from hangar.cli._run import (
     checked_jobs,
@@ -57,6 +58,33 @@ from hangar.cli._run import (
     help="a multi-arch image's index must be signed too (what `cosign verify --key` needs "
     "for a tag)",
 )
+@click.option(
+    "--all-instances/--no-all-instances",
+    default=False,
+    help="check every instance of a multi-arch image, attestation manifests included and "
+    "whatever --os/--arch say (what `skopeo copy --all` and mirroring tools check)",
+)
+@click.option(
+    "--policy",
+    "policy",
+    metavar="FILE",
+    help="evaluate this containers policy.json for each image, as podman/CRI-O do when they "
+    "pull it (by tag and by digest): ACCEPTED/REJECTED per platform; the keys come from it",
+)
+@click.option(
+    "--registries-d",
+    "registries_d",
+    metavar="DIR",
+    help="with --policy: the registries.d directory podman/CRI-O use (default: "
+    "~/.config/containers/registries.d if it exists, else /etc/containers/registries.d)",
+)
+@click.option(
+    "--system-policy",
+    is_flag=True,
+    default=False,
+    help="like --policy, with the policy and registries.d podman reads on this machine: "
+    "~/.config/containers/policy.json if it exists, else /etc/containers/policy.json",
+)
 def validate(**flags) -> None:
     """Validate the signed images with sigstore public key.
 
@@ -71,13 +99,14 @@ def _validate(**flags) -> int:
     from hangar.validation import ValidateOptions
 
     require(flags["file"], "-f/--file", "the image list to validate")
-    if not flags["pubkeys"]:
+    context = _policy_context(flags)
+    if context is None and not flags["pubkeys"]:
         raise click.UsageError("-p/--sigstore-pubkey is required: the sigstore public key file")
     jobs = checked_jobs(flags["jobs"])
     oses, arches = platform_options(flags)
-    inputs = [*flags["pubkeys"], flags["authfile"]]
+    inputs = [*flags["pubkeys"], flags["authfile"], flags["policy"]]
     with prepare_run(flags, "hangar sign validate", inputs) as prepared:
-        keys = [load_public_key(path) for path in flags["pubkeys"]]
+        keys = [load_public_key(path) for path in flags["pubkeys"]] if context is None else []
         options = ValidateOptions(
             oses=oses,
             arches=arches,
@@ -85,18 +114,23 @@ def _validate(**flags) -> int:
             accept_repository_identity=flags["accept_repository_identity"],
             require_tag_identity=flags["require_tag_identity"],
             require_index_signature=flags["require_index_signature"],
+            all_instances=flags["all_instances"],
         )
-        summary = asyncio.run(_validate_run(keys, options, jobs, prepared, flags))
+        summary = asyncio.run(_validate_run(keys, context, options, jobs, prepared, flags))
     print_summary(summary, "validate", "digests", prepared.failed_path)
     return exit_code(summary)
 
 
-async def _validate_run(keys, options, jobs, prepared, flags):
+async def _validate_run(keys, context, options, jobs, prepared, flags):
     from hangar.jobs import Interrupts
+    from hangar.policy_validation import PolicyValidator
     from hangar.validation import Validator
 
     async with Interrupts() as interrupts, registry_client(flags, jobs) as client:
-        validator = Validator(client, keys, options)
+        if context is not None:
+            validator = PolicyValidator(client, context, options)
+        else:
+            validator = Validator(client, keys, options)
         return await run_list(
             validator.validate_entry,
             flags,
@@ -105,3 +139,43 @@ async def _validate_run(keys, options, jobs, prepared, flags):
             verb="Validating",
             interrupts=interrupts,
         )
+
+
+# Flags that approximate a policy; with --policy the policy itself says all of it.
+_APPROXIMATIONS = {
+    "pubkeys": "-p/--sigstore-pubkey",
+    "exact_repository": "--exact-repository",
+    "accept_repository_identity": "--accept-repository-identity",
+    "require_tag_identity": "--require-tag-identity",
+    "require_index_signature": "--require-index-signature",
+}
+
+
+def _policy_context(flags):
+    """The policy and registries.d to evaluate (None: no --policy, today's checks). Read and
+    checked here, before the list or the network: a policy podman refuses exits 2."""
+    from hangar.policy.config import load_policy
+    from hangar.policy.context import PolicyContext
+    from hangar.policy.registries import (
+        default_policy_path,
+        default_registries_d,
+        load_registries_d,
+    )
+
+    if flags["policy"] and flags["system_policy"]:
+        raise click.UsageError("--policy and --system-policy exclude each other: pick one")
+    if not flags["policy"] and not flags["system_policy"]:
+        if flags["registries_d"]:
+            raise click.UsageError("--registries-d needs --policy FILE or --system-policy")
+        return None
+    for name, flag in _APPROXIMATIONS.items():
+        if flags[name]:
+            raise click.UsageError(
+                f"{flag} is not used with --policy/--system-policy: the policy names the keys "
+                "and identity rules"
+            )
+    path = flags["policy"] or default_policy_path()
+    registries_d = flags["registries_d"] or default_registries_d()
+    context = PolicyContext(load_policy(path), load_registries_d(registries_d))
+    output.info(f"Policy {path}, registries.d {registries_d}")
+    return context

@@ -133,6 +133,7 @@ class IdentityRule:
     match: Callable[[DockerReference | None, DockerReference], bool]
     expected: str | None = None  # the configured reference/repository of the exact* rules
     uses_image: bool = True
+    remap: tuple[str, str] | None = None  # remapIdentity's (prefix, signedPrefix)
 
     def __call__(self, image_reference: str, signed_reference: str) -> bool:
         intended = parse_docker_reference(image_reference) if self.uses_image else None
@@ -143,6 +144,8 @@ class IdentityRule:
         """Why signed_reference is refused, in plain words."""
         target = self.expected if self.expected is not None else image_reference
         text = f"identity {signed_reference} does not match {target} ({self.name})"
+        if self.remap is not None:
+            text = f"{text[:-1]} {self.remap[0]} -> {self.remap[1]})"
         signed = _parse_signed(signed_reference)
         if signed is None:
             return f"{text}: not a valid docker reference"
@@ -151,7 +154,7 @@ class IdentityRule:
         return text
 
 
-_NEEDS_TAG_OR_DIGEST = ("matchRepoDigestOrExact", "matchExact", "exactReference")
+_NEEDS_TAG_OR_DIGEST = ("matchRepoDigestOrExact", "matchExact", "exactReference", "remapIdentity")
 
 
 def _require(image: DockerReference | None) -> DockerReference:
@@ -210,3 +213,51 @@ def exact_repository(repository: str) -> IdentityRule:
         return signed.name == fixed.name
 
     return IdentityRule("exactRepository", match, expected=repository, uses_image=False)
+
+
+# remapIdentity's prefixes: a host (`reference.DomainRegexp`) or a repository name that starts
+# with a host (`reference.NameRegexp` whose first component is a domain).
+_REMAP_DOMAIN_RE = re.compile(_DOMAIN, re.ASCII)
+_REMAP_NAME_RE = re.compile(_NAME, re.ASCII)
+_REMAP_DOMAIN_PREFIX_RE = re.compile(rf"{_DOMAIN}/", re.ASCII)
+
+
+def valid_remap_prefix(prefix: str) -> bool:
+    """validateIdentityRemappingPrefix: a host[:port], or host[:port]/namespace[/repo]."""
+    if _REMAP_DOMAIN_RE.fullmatch(prefix):
+        return True
+    return bool(_REMAP_NAME_RE.fullmatch(prefix) and _REMAP_DOMAIN_PREFIX_RE.match(prefix))
+
+
+def remap_prefix_matches(name: str, prefix: str) -> bool:
+    """Whether a repository name lies under `prefix` (whole path components only)."""
+    return name == prefix or name.startswith(prefix + "/")
+
+
+def remap_reference(reference: DockerReference, prefix: str, signed_prefix: str) -> DockerReference:
+    """The image reference with `prefix` replaced by `signed_prefix`; unchanged when it does not
+    match. The rewritten text must already be canonical (c/image's reference.ParseNamed), so a
+    rewrite that would imply docker.io or does not parse raises InvalidReferenceError."""
+    if not remap_prefix_matches(reference.name, prefix):
+        return reference
+    text = str(reference).replace(prefix, signed_prefix, 1)
+    rewritten = parse_docker_reference(text)
+    if str(rewritten) != text:
+        raise _invalid(text, "the rewritten reference is not in canonical form")
+    return rewritten
+
+
+def remap_identity(prefix: str, signed_prefix: str) -> IdentityRule:
+    """remapIdentity: matchRepoDigestOrExact after rewriting the image reference's `prefix` to
+    `signed_prefix` (for mirrors of images signed under their original name)."""
+
+    def match(image: DockerReference | None, signed: DockerReference) -> bool:
+        try:
+            intended = remap_reference(_require(image), prefix, signed_prefix)
+        except InvalidReferenceError:
+            return False
+        return _repo_digest_or_exact(intended, signed)
+
+    return IdentityRule(
+        "remapIdentity", match, expected=None, uses_image=True, remap=(prefix, signed_prefix)
+    )

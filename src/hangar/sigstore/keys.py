@@ -122,6 +122,21 @@ class PublicKey:
         else:
             key.verify(signature, data)
 
+    def verifies_as_raw_ecdsa(self, signature: bytes, data: bytes) -> bool:
+        """True when `signature` is a valid ECDSA signature in raw r||s form, which podman and
+        CRI-O refuse (verify() refuses it too): for a precise reason, never for acceptance."""
+        key = self._key
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            return False
+        der = _raw_ecdsa_as_der(signature)
+        if der is None or der == signature:
+            return False
+        try:
+            key.verify(der, data, ec.ECDSA(hashes.SHA256()))
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
     def der(self) -> bytes:
         """DER SubjectPublicKeyInfo."""
         return self._key.public_bytes(
@@ -150,15 +165,20 @@ class PublicKey:
 
 
 def _ecdsa_der(signature: bytes) -> bytes:
-    """The DER form of an ECDSA signature. Like sigstore's verifier (used by cosign and c/image),
-    a signature that is not ASN.1 is read as raw r||s (IEEE P1363)."""
+    """The signature, when it is ASN.1 DER. podman/CRI-O builds in the field (containers/image
+    5.29 with sigstore 1.7) verify ECDSA with VerifyASN1 only, so a raw r||s (IEEE P1363)
+    signature is refused here too, even though newer sigstore versions take it."""
     try:
         decode_dss_signature(signature)
-        return signature
     except ValueError:
-        pass
+        raise InvalidSignature("not an ASN.1 DER ECDSA signature") from None
+    return signature
+
+
+def _raw_ecdsa_as_der(signature: bytes) -> bytes | None:
+    """A raw r||s signature re-encoded as DER, to say why such a signature is refused."""
     if not signature or len(signature) > 132 or len(signature) % 2:
-        raise InvalidSignature("neither DER nor r||s")
+        return None
     half = len(signature) // 2
     r = int.from_bytes(signature[:half], "big")
     s = int.from_bytes(signature[half:], "big")

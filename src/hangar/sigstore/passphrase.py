@@ -4,9 +4,10 @@ Reading a key (sign): the passphrase file if one is given, else `$COSIGN_PASSWOR
 set (even empty, as cosign does), else a prompt without echo when stdin is a terminal, else a
 clear error: a pipe on stdin is never read, so a script never hangs.
 
-A passphrase file is trimmed of surrounding white space, as the seed's tool does; skopeo and
-containers/image use the first line as written instead, so that is tried second (see
-/work/shared/vectors/README.md, key3). Nothing here logs or returns a passphrase in a message.
+A passphrase file is trimmed of surrounding white space, as hangar v1.8 did; skopeo and podman
+(containers/image) use the file up to its first LF, with only that LF removed (spaces, tabs and
+a CR before it stay), so that is tried second. Nothing here logs or returns a passphrase in a
+message.
 """
 
 from __future__ import annotations
@@ -82,11 +83,18 @@ def read_passphrase_file(path: str, *, flag: str) -> bytes:
     return data
 
 
+def containers_image_line(data: bytes) -> bytes:
+    """The passphrase skopeo and podman read from this file content: up to the first LF, with
+    only that LF removed (a CR before it is kept: a Windows file yields a passphrase ending
+    in CR)."""
+    return data.split(b"\n", 1)[0]
+
+
 def file_candidates(data: bytes) -> tuple[bytes, ...]:
-    """The trimmed content (the seed's rule), then the first line as skopeo reads it (Go's
-    bufio.Scanner: up to the newline, a trailing CR dropped). Duplicates removed."""
+    """The trimmed content (hangar v1.8's rule), then the first line as skopeo and podman read
+    it. Duplicates removed."""
     trimmed = data.strip()
-    first_line = data.split(b"\n", 1)[0].removesuffix(b"\r")
+    first_line = containers_image_line(data)
     if first_line == trimmed:
         return (trimmed,)
     return (trimmed, first_line)
@@ -141,10 +149,12 @@ def read_new_passphrase(passphrase_file: str | None, *, flag: str = "--passphras
     if passphrase_file is not None:
         data = read_passphrase_file(passphrase_file, flag=flag)
         secret = data.strip()
-        if secret != data.split(b"\n", 1)[0].removesuffix(b"\r"):
+        if secret != containers_image_line(data):
             output.warn(
-                f"passphrase file {passphrase_file}: the passphrase is its content without "
-                "surrounding white space (skopeo would read the first line as written)"
+                f"passphrase file {passphrase_file}: the new key's passphrase is the file's "
+                "content without surrounding white space, but podman and skopeo read its first "
+                "line as written (spaces, tabs and a CR kept): they will read a different "
+                "passphrase from this file; write the passphrase alone on one line ending in LF"
             )
     elif (env := _env_passphrase()) is not None:
         secret = env

@@ -161,12 +161,26 @@ def _signature(layer: SignatureLayer) -> bytes:
     return signature
 
 
+RAW_ECDSA_REASON = (
+    "ECDSA signature in raw r||s form (IEEE P1363), not ASN.1 DER: podman/CRI-O refuse it "
+    '("invalid signature when validating ASN.1 encoded signature"); sign again with a tool '
+    "that writes DER (hangar, cosign, skopeo)"
+)
+
+
 def _verifying_key(keys: Sequence[Verifier], signature: bytes, payload: bytes) -> int:
     for key_index, key in enumerate(keys):
         if key.verify(signature, payload):
             return key_index
+    if any(_verifies_as_raw_ecdsa(key, signature, payload) for key in keys):
+        raise _Rejected(RAW_ECDSA_REASON)
     which = "the key" if len(keys) == 1 else f"any of the {len(keys)} keys"
     raise _Rejected(f"signature does not verify with {which} (signed by another key, or altered)")
+
+
+def _verifies_as_raw_ecdsa(key: Verifier, signature: bytes, payload: bytes) -> bool:
+    check = getattr(key, "verifies_as_raw_ecdsa", None)  # optional in the Verifier protocol
+    return bool(check and check(signature, payload))
 
 
 def _identity_reason(rule: Rule, image_reference: str, signed_reference: str) -> str:
