@@ -529,7 +529,7 @@ def test_jobs_out_of_range_warns_and_uses_one(
     list_file = write_list(tmp_path / "list", f"{registry_http.host}/{repo}:v1")
     result = run_hangar(sign_args(list_file, registry_http, "--jobs", "0"), home)
     assert result.returncode == 0
-    assert "invalid --jobs 0" in result.stderr and "using 1" in result.stderr
+    assert "--jobs 0 is outside 1-20: using 1 worker(s)" in result.stderr
     assert "with 1 worker(s)" in result.stderr
 
 

@@ -18,6 +18,7 @@ import click
 
 from hangar import output
 from hangar.cli._args import tls_verify_option
+from hangar.cli._help import GoCommand
 from hangar.errors import HangarError
 from hangar.manifest import (
     INDEX_TYPES,
@@ -59,7 +60,7 @@ class PlatformRow:
     note: str = ""
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=GoCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("image", metavar="[docker://]IMAGE")
 @click.option(
     "--raw/--no-raw",

@@ -8,6 +8,7 @@ import sys
 import click
 
 from hangar.cli._args import list_options
+from hangar.cli._help import GoGroup
 from hangar.cli._run import (
     checked_jobs,
     ensure_logins,
@@ -20,8 +21,7 @@ from hangar.cli._run import (
     run_list,
 )
 
-EXAMPLES = """\b
-Examples:
+EXAMPLES = """\
 # Sign the images with sigstore private key file.
 hangar sign \\
         --file IMAGE_LIST.txt \\
@@ -29,22 +29,18 @@ hangar sign \\
         --sigstore-passphrase-file "/path/to/passphrase/file" \\
         --arch amd64,arm64 \\
         --os linux
-
-\b
-Global Flags:
-      --debug             enable debug output
-      --insecure-policy   run Hangar without policy check (hangar reads no policy.json;
-                          accepted for compatibility)
 """
 
 
 @click.group(
+    cls=GoGroup,
     invoke_without_command=True,
-    epilog=EXAMPLES,
     context_settings={"help_option_names": ["-h", "--help"]},
-    short_help="Sign multiple container images with sigstore private key",
+    help="Sign multiple container images with sigstore private key",
+    usage_lines=["-f IMAGE_LIST.txt --key SIGSTORE.key [flags]", "[command]"],
+    examples=EXAMPLES,
 )
-@list_options
+@list_options(verb="sign")
 @click.option(
     "-k", "--sigstore-key", "--key", "key", metavar="FILE", help="sigstore private key file"
 )
@@ -79,13 +75,6 @@ Global Flags:
 )
 @click.pass_context
 def sign(ctx: click.Context, **flags) -> None:
-    """Sign multiple container images with sigstore private key.
-
-    \b
-    Usage:
-      hangar sign -f IMAGE_LIST.txt --key SIGSTORE.key [flags]
-      hangar sign [command]
-    """
     if ctx.invoked_subcommand is not None:
         return
     sys.exit(_sign(**flags))

@@ -8,6 +8,7 @@ import sys
 import click
 
 from hangar.cli._args import list_options
+from hangar.cli._help import GoCommand
 from hangar.cli._run import (
     checked_jobs,
     exit_code,
@@ -19,13 +20,26 @@ from hangar.cli._run import (
     run_list,
 )
 
+EXAMPLES = """\
+# Validate the signed images with sigstore public key file.
+hangar sign validate \\
+        --file IMAGE_LIST.txt \\
+        --sigstore-pubkey SIGSTORE.pub \\
+        --arch amd64,arm64 \\
+        --os linux
+"""
+
 
 @click.command(
     "validate",
+    cls=GoCommand,
     context_settings={"help_option_names": ["-h", "--help"]},
+    help="Validate the signed images with sigstore public key",
     short_help="Validate the signed images with sigstore public key",
+    usage_lines=["-f IMAGE_LIST.txt -p SIGSTORE.pub [flags]"],
+    examples=EXAMPLES,
 )
-@list_options
+@list_options(verb="validate")
 @click.option(
     "-p",
     "--sigstore-pubkey",
@@ -58,11 +72,8 @@ from hangar.cli._run import (
     "for a tag)",
 )
 def validate(**flags) -> None:
-    """Validate the signed images with sigstore public key.
-
-    Prints `PASS: [image]` per image, and for a failure one line per failing digest with
-    the reason. Failed lines go to the failed file; the exit code is non-zero.
-    """
+    # Prints `PASS: [image]` per image, and for a failure one line per failing digest with
+    # the reason. Failed lines go to the failed file; the exit code is non-zero.
     sys.exit(_validate(**flags))
 
 
