@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import signal
 import sys
@@ -134,15 +135,28 @@ class FailedList:
             self.output.discard()
 
 
+REPORT_SCHEMA_VERSION = 1
+SUMMARY_KEYS = (
+    "signed",
+    "already-signed",
+    "passed",
+    "skipped",
+    "mirror-format",
+    "failed",
+    "not-started",
+)
+
+
 class Report:
-    """A JSON array written as results arrive, so a long run never holds it in memory. A
+    """The --report document (docs/report.schema.json): the run's header, then one result per
+    line as results arrive (a long run never holds them in memory), then the summary. A
     regular file is replaced only at the end, so it is always either the old or a whole one."""
 
     def __init__(self, output_file: OutputFile | None) -> None:
         self.output = output_file
         self._first = True
-        if output_file is not None:
-            output_file.write("[\n")
+        self._begun = False
+        self._header: dict[str, Any] = {}
 
     @classmethod
     def at(cls, path: Path | None) -> Report:
@@ -152,21 +166,59 @@ class Report:
             return cls(None)
         return cls(OutputFile(resolve_destination(path, "--report"), "--report"))
 
+    def describe(self, **fields: Any) -> None:
+        """Header fields (command, keys...), known before the first result."""
+        self._header.update(fields)
+
+    def _begin(self) -> None:
+        if self._begun or self.output is None:
+            return
+        self._begun = True
+        from hangar import __version__
+
+        header = {
+            "schemaVersion": REPORT_SCHEMA_VERSION,
+            "hangarVersion": __version__,
+            **self._header,
+            "startTime": _now(),
+        }
+        # An object left open on "results": the results follow, the summary closes it.
+        self.output.write(json.dumps(header, indent=2)[:-2] + ',\n  "results": [\n')
+
     def add(self, record: dict[str, Any]) -> None:
         if self.output is None:
             return
+        self._begin()
         separator = "" if self._first else ",\n"
         self._first = False
-        self.output.write(separator + json.dumps(record, sort_keys=False))
+        self.output.write(separator + "    " + json.dumps(record, sort_keys=False))
 
-    def finish(self) -> None:
-        if self.output is not None:
-            self.output.write("\n]\n")
-            self.output.commit()
+    def finish(self, summary: Summary | None = None) -> None:
+        if self.output is None:
+            return
+        self._begin()
+        closing = {"endTime": _now(), "summary": _summary_document(summary or Summary())}
+        body = json.dumps(closing, indent=2)[1:]  # `"endTime": ...}` without its opening brace
+        self.output.write("\n  ],\n" + body.lstrip("\n") + "\n")
+        self.output.commit()
 
     def discard(self) -> None:
         if self.output is not None:
             self.output.discard()
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _summary_document(summary: Summary) -> dict[str, Any]:
+    counts: dict[str, Any] = {"total": summary.total}
+    counts.update({key: summary.counts.get(key, 0) for key in SUMMARY_KEYS})
+    counts["signatures"] = summary.signatures
+    counts["elapsedSeconds"] = round(summary.elapsed, 3)
+    counts["interrupted"] = summary.interrupted
+    counts["stoppedBy"] = summary.fatal
+    return counts
 
 
 class Progress:
@@ -523,7 +575,8 @@ class Runner:
             )
 
     def _finish_files(self) -> None:
-        for finish in (self.failed.finish, self.report.finish):
+        finishes = (self.failed.finish, lambda: self.report.finish(self.summary))
+        for finish in finishes:
             try:
                 finish()
             except OSError as exc:

@@ -371,7 +371,7 @@ def test_report_lists_every_digest(
     report = tmp_path / "report.json"
     args = sign_args(write_list(tmp_path / "list", ref), registry_http, "--report", str(report))
     assert run_hangar(args, home).returncode == 0
-    records = json.loads(report.read_text())
+    records = json.loads(report.read_text())["results"]
     assert [r["status"] for r in records] == ["signed"]
     digests = {d["digest"]: d for d in records[0]["digests"]}
     assert set(digests) == {

@@ -295,7 +295,7 @@ def test_vector_exact_repository_accepts_and_reports_each_layer(
     assert summary(2, 2, 0, 0) in result.stderr
     assert not (tmp_path / "sign-failed.txt").exists()
 
-    records = json.loads(report.read_text())
+    records = json.loads(report.read_text())["results"]
     assert [(r["image"], r["status"]) for r in records] == [
         (by_tag, "passed"),
         (by_digest, "passed"),
@@ -496,7 +496,7 @@ def test_identity_modes_under_each_rule(modes: ModeImages, tmp_path: Path, rule:
     else:
         assert not failed_file.exists()
     assert summary(4, len(passed_refs), 0, len(failed_refs)) in result.stderr
-    records = json.loads(report.read_text())
+    records = json.loads(report.read_text())["results"]
     assert [r["status"] for r in records] == [
         "failed" if ref in failed_refs else "passed" for ref in refs
     ]
@@ -707,7 +707,7 @@ def test_a_good_layer_beside_each_bad_one_passes(
     )
     assert result.returncode == 0, result.stderr
     assert sorted(pass_lines(result.stderr)) == sorted(f"PASS: [{ref}]" for ref in expected)
-    records = json.loads(report.read_text())
+    records = json.loads(report.read_text())["results"]
     assert sorted(record["image"] for record in records) == sorted(expected)
     for record in records:
         digest, reason = expected[record["image"]]

@@ -70,6 +70,19 @@ def require(value: str | None, flag: str, what: str) -> str:
     return value
 
 
+def report_path(value: str | None) -> Path | None:
+    """`--report -` is stdout, where the logs never go (they are on stderr)."""
+    if not value:
+        return None
+    return Path("/dev/stdout") if value == "-" else Path(value)
+
+
+def key_record(path: str, fingerprint: str) -> dict[str, str]:
+    """A key as the report names it: the file given and the sha256 hex of its public key (DER),
+    as `digests[].signatures[].key` names the key that verified."""
+    return {"file": path, "fingerprint": fingerprint}
+
+
 @dataclass
 class ListRun:
     """What a list command prepares before any work: the list (read once), its size and
@@ -90,12 +103,15 @@ def prepare_run(flags: dict[str, Any], command: str, inputs: list[str | None]) -
     source = open_image_list(flags["file"])
     failed_out, report_out = open_outputs(
         Path(flags["failed"]),
-        Path(flags["report"]) if flags["report"] else None,
+        report_path(flags["report"]),
         command=command,
         list_source=source,
         inputs=[Path(path) for path in inputs if path],
     )
     failed, report = FailedList(failed_out, command), Report(report_out)
+    # No secret is ever a flag of sign or validate (passphrases come from files), so the
+    # arguments can be recorded as given.
+    report.describe(command=command, arguments=sys.argv[1:], imageList=str(flags["file"]))
     try:
         total, registries = _scan_list(source, flags["registry"], flags["project"])
         actual = failed_out.destination.given  # -o, or the file beside it (see _outputs)

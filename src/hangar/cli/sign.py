@@ -13,6 +13,7 @@ from hangar.cli._run import (
     checked_jobs,
     ensure_logins,
     exit_code,
+    key_record,
     platform_options,
     prepare_run,
     print_summary,
@@ -92,6 +93,7 @@ def _sign(**flags) -> int:
     with prepare_run(flags, "hangar sign", inputs) as prepared:
         # Decrypt the key once, before any network traffic.
         key = read_signing_key(key_path, flags["sigstore_passphrase_file"])
+        prepared.report.describe(keys=[key_record(key_path, key.public_key().fingerprint)])
         options = SignOptions(
             oses=oses,
             arches=arches,

@@ -12,6 +12,7 @@ from hangar.cli._help import GoCommand
 from hangar.cli._run import (
     checked_jobs,
     exit_code,
+    key_record,
     platform_options,
     prepare_run,
     print_summary,
@@ -89,6 +90,11 @@ def _validate(**flags) -> int:
     inputs = [*flags["pubkeys"], flags["authfile"]]
     with prepare_run(flags, "hangar sign validate", inputs) as prepared:
         keys = [load_public_key(path) for path in flags["pubkeys"]]
+        records = [
+            key_record(path, key.fingerprint)
+            for path, key in zip(flags["pubkeys"], keys, strict=True)
+        ]
+        prepared.report.describe(keys=records)
         options = ValidateOptions(
             oses=oses,
             arches=arches,
