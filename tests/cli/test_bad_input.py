@@ -463,6 +463,9 @@ def test_key_and_passphrase_problems_stop_the_run(
         assert len(errors) == 1 and needle in errors[0], (case, result.stderr)
         assert args[given[0]] in errors[0], case
         assert "Signing images" not in result.stderr and result.failed is None, case
+        if case == "key-public-given-to-sign":  # the mistake, not a permissions lecture
+            assert result.stderr.splitlines() == errors, result.stderr
+            assert "-k takes the private key" in errors[0]
         documented(case, 1, errors[0], subs)
 
 

@@ -1094,3 +1094,28 @@ def test_exact_repository_that_is_not_a_reference(
     assert result.returncode != 0
     assert "Not/A/Repo" in result.stderr and "lowercase" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_failed_validate_says_how_to_resign_and_that_command_works(
+    registry_http: RegistryServer, isolated_home: Path, tmp_path: Path
+) -> None:
+    repo = repo_name("resign")
+    push_image(registry_http, repo, "v1", kind="oci-index")
+    list_file = write_list(tmp_path / "list", f"{registry_http.host}/{repo}:v1")
+    result = run_hangar(
+        validate_args(list_file, registry_http, "--arch", "amd64"), isolated_home, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    hint = next(line for line in result.stderr.splitlines() if "re-sign them with" in line)
+    command = hint.split("`")[1]
+    assert command == "hangar sign -f sign-failed.txt -k KEY --arch amd64 --tls-verify=false"
+    # the hint, run as written (with a real key), makes the same validate pass
+    words = command.split()[1:]
+    words[words.index("KEY")] = str(KEY1)
+    words += ["--sigstore-passphrase-file", str(KEY1_PASS)]
+    resign = run_hangar(words, isolated_home, cwd=tmp_path)
+    assert resign.returncode == 0, resign.stderr
+    again = run_hangar(
+        validate_args(list_file, registry_http, "--arch", "amd64"), isolated_home, cwd=tmp_path
+    )
+    assert again.returncode == 0, again.stderr

@@ -202,7 +202,24 @@ async def run_list(
     return await Runner(worker, options).run(entries, finalize=finalize)
 
 
-def print_summary(summary: Summary, verb: str, noun: str, failed_path: Path) -> None:
+def resign_command(flags: dict[str, Any], failed_path: Path) -> str:
+    """The `hangar sign` that re-signs what a validate run failed: its list, and the flags of
+    the validate run that decide which images and digests those lines mean."""
+    words = ["hangar sign", f"-f {failed_path}", "-k KEY"]
+    for flag, name in (("--registry", "registry"), ("--project", "project")):
+        if flags.get(name):
+            words.append(f"{flag} {flags[name]}")
+    for flag, name, default in (("--arch", "arch", ("amd64,arm64",)), ("--os", "os_", ("linux",))):
+        if tuple(flags.get(name) or default) != default:
+            words.append(f"{flag} {','.join(split_list(flags[name]))}")
+    if flags.get("tls_verify") is False:
+        words.append("--tls-verify=false")
+    return " ".join(words)
+
+
+def print_summary(
+    summary: Summary, verb: str, noun: str, failed_path: Path, *, resign: str | None = None
+) -> None:
     counts = summary.counts
     rate = summary.signatures / summary.elapsed if summary.elapsed > 0 else 0.0
     if verb == "sign":
@@ -233,7 +250,8 @@ def print_summary(summary: Summary, verb: str, noun: str, failed_path: Path) -> 
         retry = (
             f"run again with -f {failed_path} to retry just those"
             if verb == "sign"
-            else f"sign them with `hangar sign -f {failed_path} -k KEY`, then validate again"
+            else f"re-sign them with `{resign or f'hangar sign -f {failed_path} -k KEY'}`, "
+            "then validate again"
         )
         output.error(f"{unfinished} image(s) not done; their lines are in {failed_path} ({retry})")
     if summary.interrupted:

@@ -18,6 +18,7 @@ from hangar.cli._run import (
     print_summary,
     registry_client,
     require,
+    resign_command,
     run_list,
 )
 
@@ -104,7 +105,8 @@ def _validate(**flags) -> int:
             require_index_signature=flags["require_index_signature"],
         )
         summary = asyncio.run(_validate_run(keys, options, jobs, prepared, flags))
-    print_summary(summary, "validate", "digests", prepared.failed_path)
+    resign = resign_command(flags, prepared.failed_path)
+    print_summary(summary, "validate", "digests", prepared.failed_path, resign=resign)
     return exit_code(summary)
 
 
