@@ -31,6 +31,7 @@ GO_BOOL_FLAGS = frozenset(
         "all",
         "password-stdin",
         "exact-repository-only",
+        "quiet",
     }
 )
 
@@ -245,6 +246,12 @@ def list_options(*, verb: str):
                 # a typo would otherwise go unnoticed.
                 type=click.Path(exists=True, dir_okay=False),
                 help="auth.json to read credentials from",
+            ),
+            click.option(
+                "-q",
+                "--quiet/--no-quiet",
+                default=False,
+                help="print only warnings, errors and the summary",
             ),
             click.option(
                 "--report",

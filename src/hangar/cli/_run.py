@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -62,6 +63,20 @@ def _normalized(flag: str, values: list[str], normalize: Callable[[str], str]) -
         if name not in result:
             result.append(name)
     return result
+
+
+PROGRESS_INTERVAL = 5.0
+
+
+def progress_interval() -> float:
+    """Seconds between `Progress:` lines when stderr is not a terminal (a CI log).
+    HANGAR_PROGRESS_INTERVAL changes it; 0 turns the lines off."""
+    text = os.environ.get("HANGAR_PROGRESS_INTERVAL", "")
+    try:
+        return max(float(text), 0.0) if text else PROGRESS_INTERVAL
+    except ValueError:
+        output.warn(f"HANGAR_PROGRESS_INTERVAL={text} is not a number of seconds: using 5")
+        return PROGRESS_INTERVAL
 
 
 def require(value: str | None, flag: str, what: str) -> str:
@@ -189,6 +204,7 @@ async def run_list(
 ) -> Summary:
     """Stream the list of `--file` through `worker`, `jobs` at a time."""
     options = RunOptions(
+        progress_interval=progress_interval(),
         jobs=jobs,
         timeout=flags["timeout"],
         failed=prepared.failed,
@@ -239,10 +255,11 @@ def print_summary(
         parts.append(f"{summary.not_started} not started")
     if counts.get("mirror-format"):
         parts.append(f"{counts['mirror-format']} mirror-format line(s) skipped")
-    output.info(
+    line = (
         f"Summary: {summary.total} images: {', '.join(parts)}; {tail} in "
         f"{summary.elapsed:.1f}s ({rate:.1f} {noun}/s)"
     )
+    output.info(line, always=True)
     if summary.fatal:
         output.error(f"the run stopped: {summary.fatal}")
     unfinished = summary.failed + summary.not_started

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from hangar import output
 from hangar.cli._args import list_options
 from hangar.cli._help import GoGroup
 from hangar.cli._run import (
@@ -85,6 +86,7 @@ def _sign(**flags) -> int:
     from hangar.signing import SignOptions
     from hangar.sigstore.keys import read_signing_key
 
+    output.set_quiet(flags["quiet"])
     require(flags["file"], "-f/--file", "the image list to sign")
     key_path = require(flags["key"], "-k/--sigstore-key", "the sigstore private key file")
     jobs = checked_jobs(flags["jobs"])

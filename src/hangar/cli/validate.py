@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from hangar import output
 from hangar.cli._args import list_options
 from hangar.cli._help import GoCommand
 from hangar.cli._run import (
@@ -83,6 +84,7 @@ def _validate(**flags) -> int:
     from hangar.sigstore.keys import load_public_key
     from hangar.validation import ValidateOptions
 
+    output.set_quiet(flags["quiet"])
     require(flags["file"], "-f/--file", "the image list to validate")
     if not flags["pubkeys"]:
         raise click.UsageError("-p/--sigstore-pubkey is required: the sigstore public key file")
