@@ -524,7 +524,7 @@ def test_report_of_a_failed_image_names_every_digest(modes: ModeImages, tmp_path
         list_file, modes.server, "--require-index-signature", "--report", str(report)
     )
     assert run_hangar(args, modes.home, cwd=tmp_path).returncode == 1
-    [record] = json.loads(report.read_text())
+    [record] = json.loads(report.read_text())["results"]
     assert record["status"] == "failed"
     assert record["message"] == "3 of 3 digest(s) not accepted (linux/amd64, linux/arm64, index)"
     entries = {entry["platform"]: entry for entry in record["digests"]}
@@ -870,7 +870,7 @@ def test_key_rotation_any_one_key_is_enough(
     assert both.returncode == 0, both.stderr
     assert pass_lines(both.stderr) == [f"PASS: [{ref}]"]
     assert not (tmp_path / "sign-failed.txt").exists()
-    [record] = json.loads(report.read_text())
+    [record] = json.loads(report.read_text())["results"]
     [signature] = record["digests"][0]["signatures"]
     assert signature["key"] == fingerprint(KEY2_PUB)
 
