@@ -68,7 +68,7 @@ def test_failed_lines_as_written_and_others_go_on(tmp_path: Path) -> None:
         "a/slow:v1",
         "x y",
     ]
-    records = {r["image"]: r for r in json.loads(report.read_text())}
+    records = {r["image"]: r for r in json.loads(report.read_text())["results"]}
     assert records["a/slow:v1"]["message"].startswith("timed out after 0.3s")
     assert "RuntimeError: a bug" in records["a/crash:v1"]["message"]
     assert records["a b c"]["status"] == "mirror-format"
@@ -116,7 +116,9 @@ def test_a_list_that_breaks_mid_run_stops_the_run_without_a_hang(tmp_path: Path)
     assert summary.fatal == "cannot read image list file x: I/O error"
     assert summary.counts == {"signed": 1, "failed": 1}  # the slow one was abandoned
     assert failed_lines(tmp_path / "failed.txt") == ["a/slow:v1"]
-    assert [r["status"] for r in json.loads(report.read_text())] == ["signed", "failed"]
+    document = json.loads(report.read_text())
+    assert [r["status"] for r in document["results"]] == ["signed", "failed"]
+    assert document["summary"]["stoppedBy"] is not None
 
 
 def test_a_failed_file_that_cannot_be_written_stops_every_worker(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import signal
 import sys
@@ -134,15 +135,28 @@ class FailedList:
             self.output.discard()
 
 
+REPORT_SCHEMA_VERSION = 1
+SUMMARY_KEYS = (
+    "signed",
+    "already-signed",
+    "passed",
+    "skipped",
+    "mirror-format",
+    "failed",
+    "not-started",
+)
+
+
 class Report:
-    """A JSON array written as results arrive, so a long run never holds it in memory. A
+    """The --report document (docs/report.schema.json): the run's header, then one result per
+    line as results arrive (a long run never holds them in memory), then the summary. A
     regular file is replaced only at the end, so it is always either the old or a whole one."""
 
     def __init__(self, output_file: OutputFile | None) -> None:
         self.output = output_file
         self._first = True
-        if output_file is not None:
-            output_file.write("[\n")
+        self._begun = False
+        self._header: dict[str, Any] = {}
 
     @classmethod
     def at(cls, path: Path | None) -> Report:
@@ -152,79 +166,161 @@ class Report:
             return cls(None)
         return cls(OutputFile(resolve_destination(path, "--report"), "--report"))
 
+    def describe(self, **fields: Any) -> None:
+        """Header fields (command, keys...), known before the first result."""
+        self._header.update(fields)
+
+    def _begin(self) -> None:
+        if self._begun or self.output is None:
+            return
+        self._begun = True
+        from hangar import __version__
+
+        header = {
+            "schemaVersion": REPORT_SCHEMA_VERSION,
+            "hangarVersion": __version__,
+            **self._header,
+            "startTime": _now(),
+        }
+        # An object left open on "results": the results follow, the summary closes it.
+        self.output.write(json.dumps(header, indent=2)[:-2] + ',\n  "results": [\n')
+
     def add(self, record: dict[str, Any]) -> None:
         if self.output is None:
             return
+        self._begin()
         separator = "" if self._first else ",\n"
         self._first = False
-        self.output.write(separator + json.dumps(record, sort_keys=False))
+        self.output.write(separator + "    " + json.dumps(record, sort_keys=False))
 
-    def finish(self) -> None:
-        if self.output is not None:
-            self.output.write("\n]\n")
-            self.output.commit()
+    def finish(self, summary: Summary | None = None) -> None:
+        if self.output is None:
+            return
+        self._begin()
+        closing = {"endTime": _now(), "summary": _summary_document(summary or Summary())}
+        body = json.dumps(closing, indent=2)[1:]  # `"endTime": ...}` without its opening brace
+        self.output.write("\n  ],\n" + body.lstrip("\n") + "\n")
+        self.output.commit()
 
     def discard(self) -> None:
         if self.output is not None:
             self.output.discard()
 
 
-class Progress:
-    """A rich progress bar on a terminal; nothing otherwise (log lines are enough there)."""
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
-    def __init__(self, verb: str, enabled: bool) -> None:
+
+def _summary_document(summary: Summary) -> dict[str, Any]:
+    counts: dict[str, Any] = {"total": summary.total}
+    counts.update({key: summary.counts.get(key, 0) for key in SUMMARY_KEYS})
+    counts["signatures"] = summary.signatures
+    counts["elapsedSeconds"] = round(summary.elapsed, 3)
+    counts["interrupted"] = summary.interrupted
+    counts["stoppedBy"] = summary.fatal
+    return counts
+
+
+class Progress:
+    """Where the run stands. On a terminal: a bar with done/total, rate, elapsed time and an
+    ETA labelled as such; log lines print above it, [ERRO]/[WARN] coloured. Elsewhere (a CI
+    log): a `Progress:` line every `interval` seconds. Nothing with -q."""
+
+    def __init__(
+        self, verb: str, enabled: bool, *, interval: float = 0.0, total: int | None = None
+    ) -> None:
         self._bar: Any = None
         self._task: Any = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.progress import Progress as RichProgress
-
-        console = Console(stderr=True)
-        self._bar = RichProgress(
-            TextColumn(f"[bold]{verb}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("images  {task.fields[signatures]} signatures  {task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
+        self._verb = verb
+        self._interval = interval if not enabled else 0.0
+        self._total = total or None
+        self._started = time.monotonic()
+        self._last_line = self._started
+        if enabled:
+            self._bar = _rich_bar(verb)
 
     def __enter__(self) -> Progress:
         if self._bar is not None:
             self._bar.start()
-            self._task = self._bar.add_task("", total=None, signatures=0, rate="")
+            # The total is known from the first frame: never a `0/?` bar.
+            self._task = self._bar.add_task("", total=self._total, signatures=0, rate="")
             console = self._bar.console
             # soft_wrap: a long log line must stay one line (copy-paste, grep), not be re-flowed.
-            output.set_sink(
-                lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)
-            )
+            output.set_sink(lambda line: console.print(_styled(line), soft_wrap=True))
         return self
-
-    def set_total(self, total: int | None) -> None:
-        if self._bar is not None and total:
-            self._bar.update(self._task, total=total)
 
     def update(self, done: int, signatures: int, rate: float) -> None:
         if self._bar is not None:
             self._bar.update(
                 self._task, completed=done, signatures=signatures, rate=f"{rate:.1f}/s"
             )
+            return
+        now = time.monotonic()
+        if self._interval > 0 and now - self._last_line >= self._interval:
+            self._last_line = now
+            output.info(self.line(done, now - self._started))
+
+    def line(self, done: int, elapsed: float) -> str:
+        """`Progress: 120/500 images (24%), 3.1 images/s, elapsed 38s, ETA 2m02s`."""
+        rate = done / elapsed if elapsed > 0 else 0.0
+        if not self._total:
+            return f"Progress: {done} images, {rate:.1f} images/s, elapsed {_clock(elapsed)}"
+        left = max(self._total - done, 0)
+        eta = _clock(left / rate) if rate > 0 else "unknown"
+        share = 100 * done // self._total
+        return (
+            f"Progress: {done}/{self._total} images ({share}%), {rate:.1f} images/s, "
+            f"elapsed {_clock(elapsed)}, ETA {eta}"
+        )
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             output.set_sink(None)
             self._bar.stop()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _rich_bar(verb: str) -> Any:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import Progress as RichProgress
+
+    return RichProgress(
+        TextColumn(f"[bold]{verb}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("images  {task.fields[signatures]} signatures  {task.fields[rate]}"),
+        # Both times are labelled: an unlabelled clock reads as elapsed time.
+        TextColumn("elapsed"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+
+
+def _styled(line: str) -> Any:
+    from rich.text import Text
+
+    text = Text(line)
+    style = {"[ERRO]": "bold red", "[WARN]": "yellow"}.get(line[:6])
+    if style is not None:
+        text.stylize(style, 0, 6)
+    return text
 
 
 class Interrupts:
@@ -316,7 +412,8 @@ class RunOptions:
     failed: FailedList
     report: Report = field(default_factory=lambda: Report(None))
     verb: str = "Signing"
-    progress: bool | None = None  # None: on when stderr is a terminal
+    progress: bool | None = None  # None: on when stderr is a terminal (and not -q)
+    progress_interval: float = 0.0  # not a terminal: a progress line every N seconds (0: none)
     total: int | None = None  # lines expected, for the ETA
     interrupts: Interrupts | None = None  # None: the runner installs its own
 
@@ -350,7 +447,8 @@ class Runner:
     ) -> Summary:
         show = self.options.progress
         if show is None:
-            show = sys.stderr.isatty()
+            show = sys.stderr.isatty() and not output.quiet()
+        interval = 0.0 if output.quiet() else self.options.progress_interval
         self._started = time.monotonic()
         numbered = enumerate(entries, start=1)
         if interrupts.first is not None:  # a signal came before the run: nothing starts
@@ -358,9 +456,9 @@ class Runner:
         interrupts.listen(self._on_signal)
         output.on_closed(self._on_output_closed)
         try:
-            with Progress(self.options.verb, show) as progress:
+            total = self.options.total
+            with Progress(self.options.verb, show, interval=interval, total=total) as progress:
                 self._progress = progress
-                progress.set_total(self.options.total)
                 await self._run_workers(numbered)
             if finalize is not None and not self._abandoned and self.summary.fatal is None:
                 await self._finalize(finalize)
@@ -523,7 +621,8 @@ class Runner:
             )
 
     def _finish_files(self) -> None:
-        for finish in (self.failed.finish, self.report.finish):
+        finishes = (self.failed.finish, lambda: self.report.finish(self.summary))
+        for finish in finishes:
             try:
                 finish()
             except OSError as exc:

@@ -16,7 +16,11 @@ from typing import TextIO
 
 CLOSED_EXIT_CODE = 141  # what a shell reports for a tool killed by SIGPIPE
 _debug = False
+_quiet = False  # -q: warnings, errors and the summary only
 _lock = threading.Lock()
+# On a terminal the level is coloured, as podman colours its own; NO_COLOR turns it off.
+_COLOURS = {"[ERRO]": "\x1b[1;31m", "[WARN]": "\x1b[33m"}
+_RESET = "\x1b[0m"
 # While a progress bar owns the terminal, lines are routed through it (set by the job runner).
 _sink: Callable[[str], None] | None = None
 # Called once when stderr turns out to be a closed pipe (set by the job runner, which stops).
@@ -43,6 +47,30 @@ def redact(text: str) -> str:
 def set_debug(enabled: bool) -> None:
     global _debug
     _debug = enabled
+
+
+def set_quiet(enabled: bool) -> None:
+    global _quiet
+    _quiet = enabled
+
+
+def quiet() -> bool:
+    return _quiet
+
+
+def coloured(line: str, stream: TextIO) -> str:
+    """`line` with its [ERRO]/[WARN] level coloured when `stream` is a terminal."""
+    colour = _COLOURS.get(line[:6])
+    if colour is None or os.environ.get("NO_COLOR") or not _isatty(stream):
+        return line
+    return f"{colour}{line[:6]}{_RESET}{line[6:]}"
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (OSError, ValueError):
+        return False
 
 
 def debug_enabled() -> bool:
@@ -76,7 +104,7 @@ def _emit(line: str, stream: TextIO | None = None) -> None:
                 _sink(line)
                 return
             out = stream or sys.stderr
-            out.write(line + "\n")
+            out.write(coloured(line, out) + "\n")
             out.flush()
         except BrokenPipeError:
             # The reader went away (`hangar sign ... 2>&1 | head`): stop writing, as Unix tools
@@ -108,7 +136,10 @@ def _prefix(image: int | None) -> str:
     return f"[IMG:{image}] " if image is not None else ""
 
 
-def info(message: str, image: int | None = None) -> None:
+def info(message: str, image: int | None = None, *, always: bool = False) -> None:
+    """An information line; `always`: printed with -q too (the summary)."""
+    if _quiet and not always:
+        return
     _emit(f"[INFO] {_prefix(image)}{message}")
 
 

@@ -107,14 +107,14 @@ def test_help_does_not_import_heavy_modules() -> None:
 
 def test_version_and_help() -> None:
     version = subprocess.run([HANGAR, "--version"], capture_output=True, text=True)
-    assert version.returncode == 0 and version.stdout.startswith("hangar, version ")
+    assert version.returncode == 0 and version.stdout.startswith("hangar version ")
     helptext = subprocess.run([HANGAR, "--help"], capture_output=True, text=True).stdout
     for command in ("sign", "inspect", "login", "logout", "generate-sigstore-key"):
         assert command in helptext
     sign_help = subprocess.run([HANGAR, "sign", "--help"], capture_output=True, text=True).stdout
     for flag in (
         "-f, --file",
-        "-k, --sigstore-key, --key",
+        "-k, --sigstore-key",
         "--sigstore-passphrase-file",
         "-a, --arch",
         "--os",

@@ -214,21 +214,22 @@ def test_missing_flags_and_bad_paths_are_usage_errors(
     documented(case, 2, line, subs)
 
 
-@pytest.mark.parametrize("jobs", ["0", "21", "-3"])
-def test_jobs_out_of_range_warns_and_uses_one(
+@pytest.mark.parametrize(("jobs", "used"), [("0", 1), ("21", 20), ("32", 20), ("-3", 1)])
+def test_jobs_out_of_range_warns_and_clamps(
     registry_http: RegistryServer,
     home: Path,
     tmp_path: Path,
     subs: dict[str, str],
     good: str,
     jobs: str,
+    used: int,
 ) -> None:
     list_file = write_list(tmp_path / "list", good)
     result = run(sign_args(list_file, registry_http, "--jobs", jobs), home, tmp_path)
     assert result.returncode == 0, result.stderr
-    warning = log_line(result.stderr, f"invalid --jobs {jobs}", level="[WARN]")
-    assert "between 1 and 20, using 1" in warning
-    assert "with 1 worker(s)" in result.stderr
+    warning = log_line(result.stderr, f"--jobs {jobs} is outside 1-20", level="[WARN]")
+    assert warning.endswith(f"using {used} worker(s)")
+    assert f"with {used} worker(s)" in result.stderr
     documented(f"jobs-out-of-range-{jobs}", 0, warning, subs)
 
 
@@ -462,6 +463,9 @@ def test_key_and_passphrase_problems_stop_the_run(
         assert len(errors) == 1 and needle in errors[0], (case, result.stderr)
         assert args[given[0]] in errors[0], case
         assert "Signing images" not in result.stderr and result.failed is None, case
+        if case == "key-public-given-to-sign":  # the mistake, not a permissions lecture
+            assert result.stderr.splitlines() == errors, result.stderr
+            assert "-k takes the private key" in errors[0]
         documented(case, 1, errors[0], subs)
 
 

@@ -12,7 +12,7 @@ import pytest
 from hangar.errors import KeyFileError
 from hangar.sigstore.keys import load_public_key, read_signing_key
 from tests.sigstore.test_keys import check_generated_pair
-from tests.support.terminal import clean_env, run_in_pty
+from tests.support.terminal import clean_env, run_in_pty, strip_ansi
 
 HANGAR = str(Path(sys.executable).parent / "hangar")
 
@@ -251,7 +251,7 @@ def test_mismatched_passphrases_are_refused(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert code == 1
-    assert b"[ERRO] the passphrases do not match; no key written" in output
+    assert b"[ERRO] the passphrases do not match; no key written" in strip_ansi(output)
     assert b"Traceback" not in output
     assert list(tmp_path.iterdir()) == []
 
@@ -271,7 +271,7 @@ def test_overwrite_is_asked_on_a_terminal(tmp_path: Path, answer: bytes, replace
         assert_pair_opens(tmp_path, "sigstore", b"correct horse")
     else:
         assert code == 1
-        assert b"[ERRO] kept the existing sigstore.key; no key written" in output
+        assert b"[ERRO] kept the existing sigstore.key; no key written" in strip_ansi(output)
         assert (tmp_path / "sigstore.key").read_bytes() == b"old key"
         assert not (tmp_path / "sigstore.pub").exists()
 

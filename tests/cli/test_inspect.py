@@ -168,3 +168,18 @@ def test_https_with_certs_d_and_default_verification(
     result = hangar("inspect", "--raw", image(registry_https, repo))
     assert result.returncode == 0, result.stderr
     assert result.stdout == pushed.manifest
+
+
+@pytest.mark.parametrize("given", ["oci:foo", "oci-archive:/tmp/app.tar", "containers-storage:app"])
+def test_other_transports_are_named_not_looked_up(given: str, isolated_home: Path) -> None:
+    from tests.support.errors_doc import documented
+
+    result = hangar("--debug", "inspect", given)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2
+    assert stderr.splitlines() == [stderr.strip()]  # one line, and no request was sent
+    transport = given.split(":")[0]
+    assert f'transport "{transport}:" of {given} is not supported' in stderr
+    assert "docker://" in stderr and "docker.io" not in stderr
+    if given == "oci:foo":
+        documented("inspect-other-transport", 2, stderr.strip(), {})

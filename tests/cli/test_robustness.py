@@ -156,7 +156,7 @@ def test_failed_file_to_dev_stdout(
     result = run_hangar(args, home, cwd=tmp_path)
     assert result.returncode == 1
     assert result.stdout == missing + "\n"  # the failed lines, nothing else
-    report = result.stderr[result.stderr.index("[\n") :]
+    report = result.stderr[result.stderr.index("{\n") :]
     assert '"status": "failed"' in report and '"status": "signed"' in report
     assert Path("/dev/stdout").is_symlink() and is_char_device(Path("/dev/null"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "list"]
@@ -367,7 +367,7 @@ def test_closed_pipe_ends_the_run_and_keeps_the_failed_file(
     )
     assert result.stderr.strip() == "rc=141", result.stdout
     assert len(result.stdout.splitlines()) == 2
-    report = json.loads((tmp_path / "r.json").read_text())
+    report = json.loads((tmp_path / "r.json").read_text())["results"]
     done = [r for r in report if r["status"] in ("signed", "already-signed")]
     assert len(done) < len(lines)
     assert len(failed_lines(tmp_path / "sign-failed.txt")) == len(lines) - len(done)
@@ -417,8 +417,10 @@ def test_second_signal_abandons_in_flight_images_at_once(
         "4 failed, 36 not started" in stderr
     )
     assert len(failed_lines(tmp_path / "sign-failed.txt")) == 40
-    report = json.loads((tmp_path / "r.json").read_text())
+    document = json.loads((tmp_path / "r.json").read_text())
+    report = document["results"]
     assert [r["status"] for r in report].count("not-started") == 36
+    assert document["summary"]["not-started"] == 36 and document["summary"]["interrupted"]
     assert no_temp_files(tmp_path)
 
 
@@ -437,7 +439,7 @@ def test_sigterm_drains_like_ctrl_c(
     assert process.returncode == 143, stderr
     assert "interrupted (SIGTERM): no new images start" in stderr
     assert "[INFO] Summary: 3000 images:" in stderr
-    report = json.loads((tmp_path / "r.json").read_text())
+    report = json.loads((tmp_path / "r.json").read_text())["results"]
     assert len(report) == 3000
     not_done = [r["image"] for r in report if r["status"] in ("failed", "not-started")]
     assert failed_lines(tmp_path / "sign-failed.txt") == not_done
@@ -464,7 +466,7 @@ def test_a_signal_during_the_login_check_still_writes_the_failed_file(
         "2 not started" in stderr
     )
     assert len(failed_lines(tmp_path / "sign-failed.txt")) == 2
-    assert [r["status"] for r in json.loads((tmp_path / "r.json").read_text())] == [
+    assert [r["status"] for r in json.loads((tmp_path / "r.json").read_text())["results"]] == [
         "not-started",
         "not-started",
     ]

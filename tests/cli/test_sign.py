@@ -371,7 +371,7 @@ def test_report_lists_every_digest(
     report = tmp_path / "report.json"
     args = sign_args(write_list(tmp_path / "list", ref), registry_http, "--report", str(report))
     assert run_hangar(args, home).returncode == 0
-    records = json.loads(report.read_text())
+    records = json.loads(report.read_text())["results"]
     assert [r["status"] for r in records] == ["signed"]
     digests = {d["digest"]: d for d in records[0]["digests"]}
     assert set(digests) == {
@@ -529,7 +529,7 @@ def test_jobs_out_of_range_warns_and_uses_one(
     list_file = write_list(tmp_path / "list", f"{registry_http.host}/{repo}:v1")
     result = run_hangar(sign_args(list_file, registry_http, "--jobs", "0"), home)
     assert result.returncode == 0
-    assert "invalid --jobs 0" in result.stderr and "using 1" in result.stderr
+    assert "--jobs 0 is outside 1-20: using 1 worker(s)" in result.stderr
     assert "with 1 worker(s)" in result.stderr
 
 

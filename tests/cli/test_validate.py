@@ -303,7 +303,7 @@ def test_vector_exact_repository_accepts_and_reports_each_layer(
     assert summary(2, 2, 0, 0) in result.stderr
     assert not (tmp_path / "sign-failed.txt").exists()
 
-    records = json.loads(report.read_text())
+    records = json.loads(report.read_text())["results"]
     assert [(r["image"], r["status"]) for r in records] == [
         (by_tag, "passed"),
         (by_digest, "passed"),
@@ -504,7 +504,7 @@ def test_identity_modes_under_each_rule(modes: ModeImages, tmp_path: Path, rule:
     else:
         assert not failed_file.exists()
     assert summary(4, len(passed_refs), 0, len(failed_refs)) in result.stderr
-    records = json.loads(report.read_text())
+    records = json.loads(report.read_text())["results"]
     assert [r["status"] for r in records] == [
         "failed" if ref in failed_refs else "passed" for ref in refs
     ]
@@ -532,7 +532,7 @@ def test_report_of_a_failed_image_names_every_digest(modes: ModeImages, tmp_path
         list_file, modes.server, "--require-index-signature", "--report", str(report)
     )
     assert run_hangar(args, modes.home, cwd=tmp_path).returncode == 1
-    [record] = json.loads(report.read_text())
+    [record] = json.loads(report.read_text())["results"]
     assert record["status"] == "failed"
     assert record["message"] == "3 of 3 digest(s) not accepted (linux/amd64, linux/arm64, index)"
     entries = {entry["platform"]: entry for entry in record["digests"]}
@@ -712,7 +712,7 @@ def test_a_good_layer_beside_each_bad_one_passes(
     )
     assert result.returncode == 0, result.stderr
     assert sorted(pass_lines(result.stderr)) == sorted(f"PASS: [{ref}]" for ref in expected)
-    records = json.loads(report.read_text())
+    records = json.loads(report.read_text())["results"]
     assert sorted(record["image"] for record in records) == sorted(expected)
     for record in records:
         digest, reason = expected[record["image"]]
@@ -808,7 +808,7 @@ def test_an_unreadable_layer_anywhere_fails_the_image(
     report = tmp_path / "report.json"
     list_file = tmp_path / "list"
     run_hangar(validate_args(list_file, subject.server, "--report", str(report)), home)
-    [entry] = json.loads(report.read_text())[0]["digests"]
+    [entry] = json.loads(report.read_text())["results"][0]["digests"]
     verdicts = {s["layer"]: (s["accepted"], s["reason"]) for s in entry["signatures"]}
     assert verdicts[bad_digest] == (False, f"cannot be read: {bad.problem}")
     assert verdicts[good.descriptor()["digest"]] == (True, "accepted")
@@ -964,7 +964,7 @@ def test_key_rotation_any_one_key_is_enough(
     assert both.returncode == 0, both.stderr
     assert pass_lines(both.stderr) == [f"PASS: [{ref}]"]
     assert not (tmp_path / "sign-failed.txt").exists()
-    [record] = json.loads(report.read_text())
+    [record] = json.loads(report.read_text())["results"]
     [signature] = record["digests"][0]["signatures"]
     assert signature["key"] == fingerprint(KEY2_PUB)
 
@@ -1278,7 +1278,32 @@ def test_all_instances_names_each_unsigned_instance_until_attestations_are_signe
     assert unsigned_instances() == []
     report = tmp_path / "report.json"
     run_hangar([*every, "--report", str(report)], home, cwd=tmp_path)
-    [record] = json.loads(report.read_text())
+    [record] = json.loads(report.read_text())["results"]
     assert sorted(entry["digest"] for entry in record["digests"]) == sorted(
         [*image.platforms.values(), *image.attestations.values()]
     )
+
+
+def test_failed_validate_says_how_to_resign_and_that_command_works(
+    registry_http: RegistryServer, isolated_home: Path, tmp_path: Path
+) -> None:
+    repo = repo_name("resign")
+    push_image(registry_http, repo, "v1", kind="oci-index")
+    list_file = write_list(tmp_path / "list", f"{registry_http.host}/{repo}:v1")
+    result = run_hangar(
+        validate_args(list_file, registry_http, "--arch", "amd64"), isolated_home, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    hint = next(line for line in result.stderr.splitlines() if "re-sign them with" in line)
+    command = hint.split("`")[1]
+    assert command == "hangar sign -f sign-failed.txt -k KEY --arch amd64 --tls-verify=false"
+    # the hint, run as written (with a real key), makes the same validate pass
+    words = command.split()[1:]
+    words[words.index("KEY")] = str(KEY1)
+    words += ["--sigstore-passphrase-file", str(KEY1_PASS)]
+    resign = run_hangar(words, isolated_home, cwd=tmp_path)
+    assert resign.returncode == 0, resign.stderr
+    again = run_hangar(
+        validate_args(list_file, registry_http, "--arch", "amd64"), isolated_home, cwd=tmp_path
+    )
+    assert again.returncode == 0, again.stderr

@@ -113,7 +113,7 @@ def test_signed_image_accepted_by_tag_and_by_digest_per_platform(
         "pulled by tag, by digest"
         for platform in ("linux/amd64", "linux/arm64")
     ]
-    records = json.loads(report.read_text())
+    records = json.loads(report.read_text())["results"]
     text = json.dumps(records)
     assert f"{registry_http.host}/{signed.image.repository}@{signed.image.digest}" in text
     assert '"verdict": "ACCEPTED"' in text

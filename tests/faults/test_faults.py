@@ -252,7 +252,7 @@ def check_outcome(bed: Bed, run: Run, *, strict: bool = True) -> list[str]:
     """
     failed = failed_lines(bed.failed_path) if bed.failed_path.exists() else []
     assert len(failed) == len(set(failed)), failed
-    records = json.loads(bed.report_path.read_text())
+    records = json.loads(bed.report_path.read_text())["results"]
     statuses = {record["image"]: record["status"] for record in records}
     assert len(records) == len(bed.lines) and set(statuses) == set(bed.lines)
     assert set(failed) == {line for line, status in statuses.items() if status == "failed"}

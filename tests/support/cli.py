@@ -64,7 +64,7 @@ def run_hangar(
     return subprocess.run(
         [HANGAR, *args],
         env=hangar_env(home, **env),
-        cwd=cwd,
+        cwd=cwd or home,  # never the checkout: a default failed file would land there
         text=True,
         capture_output=True,
         timeout=timeout,

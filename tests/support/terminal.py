@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import signal
 import time
 from pathlib import Path
+
+_ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def strip_ansi(output: bytes) -> bytes:
+    """What a terminal shows as text: colours ([ERRO] is red) and cursor moves removed."""
+    return _ANSI.sub(b"", output)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

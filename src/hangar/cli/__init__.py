@@ -13,6 +13,7 @@ import click
 
 from hangar import __version__, output
 from hangar.cli._args import normalize_argv
+from hangar.cli._help import GoGroup
 from hangar.errors import HangarError, UsageProblem
 
 # name -> (module, attribute, short help). Imported lazily.
@@ -26,10 +27,16 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "generate_sigstore_key",
         "Generate a sigstore key pair (PREFIX.key, PREFIX.pub)",
     ),
+    "completion": (
+        "hangar.cli.completion",
+        "completion",
+        "Generate the autocompletion script for the specified shell",
+    ),
+    "version": ("hangar.cli.completion", "version", "Show version"),
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(GoGroup):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
 
@@ -40,31 +47,42 @@ class LazyGroup(click.Group):
         module = importlib.import_module(spec[0])
         return getattr(module, spec[1])
 
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, spec[2]) for name, spec in sorted(_COMMANDS.items())]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
+    def get_short_help(self, name: str) -> str:
+        return _COMMANDS[name][2]
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="hangar")
-@click.option(
-    "--debug/--no-debug", default=False, help="enable debug output (never prints secrets)"
+VERSION_MESSAGE = "hangar version %(version)s"
+
+
+@click.group(
+    cls=LazyGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    usage_lines=["[command]"],
 )
+@click.version_option(
+    __version__,
+    "-v",
+    "--version",
+    prog_name="hangar",
+    message=VERSION_MESSAGE,
+    help="version for hangar",
+)
+@click.option("--debug/--no-debug", default=False, help="enable debug output")
 @click.option(
     "--insecure-policy/--no-insecure-policy",
     default=False,
-    help="accepted for compatibility with hangar v1.8; hangar reads no policy.json when "
-    "signing, so it changes nothing",
+    help="run Hangar without policy check",
 )
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, insecure_policy: bool) -> None:
-    """hangar signs container images in bulk with a sigstore key pair and validates them.
-
-    Global flags (--debug, --insecure-policy) may be given before or after the subcommand.
-    """
+    """hangar signs container images in bulk with a sigstore key pair and validates them,
+    so that podman, skopeo, CRI-O and cosign accept them."""
     output.set_debug(debug)
     ctx.obj = {"debug": debug, "insecure_policy": insecure_policy}
+    if ctx.invoked_subcommand is None:
+        # Bare `hangar` is a question, not a mistake: answer with the help, exit 0.
+        click.echo(ctx.get_help())
 
 
 class Terminated(BaseException):

@@ -31,6 +31,7 @@ GO_BOOL_FLAGS = frozenset(
         "all",
         "password-stdin",
         "exact-repository-only",
+        "quiet",
     }
 )
 
@@ -46,12 +47,30 @@ def normalize_argv(argv: list[str]) -> list[str]:
         if arg == "--":
             rest.extend(argv[index:])
             break
+        _refuse_spaced_bool(arg, argv[index + 1 : index + 2])
         arg = _rewrite_bool(arg)
         if arg in GLOBAL_FLAGS or arg in ("--no-debug", "--no-insecure-policy"):
             hoisted.append(arg)
         else:
             rest.append(arg)
     return hoisted + rest
+
+
+# Words that, after a boolean flag, almost surely were meant as its value.
+_SPACED_VALUES = {"true", "false", "True", "False", "TRUE", "FALSE"}
+
+
+def _refuse_spaced_bool(arg: str, following: list[str]) -> None:
+    """`--tls-verify false` means `--tls-verify` plus a stray `false` in Go and in click alike
+    (cobra then fails on the word): say how to write it instead of a puzzling error."""
+    if not arg.startswith("--") or "=" in arg or not following:
+        return
+    name = arg[2:]
+    if name in GO_BOOL_FLAGS and following[0] in _SPACED_VALUES:
+        value = following[0].lower()
+        raise click.UsageError(
+            f'"{arg} {following[0]}": a boolean flag takes its value after "=": write {arg}={value}'
+        )
 
 
 def _rewrite_bool(arg: str) -> str:
@@ -166,73 +185,83 @@ def split_list(values: tuple[str, ...]) -> list[str]:
 
 
 def tls_verify_option(func):
+    # The seed's words; --tls-verify=false (plain HTTP, no certificate check) is in the README.
     return click.option(
         "--tls-verify/--no-tls-verify",
         default=True,
-        show_default=True,
-        help="require HTTPS and verify certificates (--tls-verify=false allows plain HTTP "
-        "and skips verification; use it only for registries you trust)",
+        help="require HTTPS and verify certificates",
     )(func)
 
 
-def list_options(func):
-    """Flags `sign` and `sign validate` share, spelled as in the seed."""
-    decorators = [
-        click.option("-f", "--file", "file", metavar="FILE", help="image list file"),
-        click.option(
-            "-a",
-            "--arch",
-            "arch",
-            multiple=True,
-            default=("amd64,arm64",),
-            show_default="amd64,arm64",
-            help="architecture list of images (comma-separated, repeatable; arm/v7 selects "
-            "a variant)",
-        ),
-        click.option(
-            "--os",
-            "os_",
-            multiple=True,
-            default=("linux",),
-            show_default="linux",
-            help="OS list of images",
-        ),
-        click.option("--registry", help="override all image registry URL in image list"),
-        click.option("--project", help="override all image projects in image list"),
-        click.option(
-            "-j",
-            "--jobs",
-            type=Jobs(),
-            default=1,
-            show_default=True,
-            help="worker number, sign images parallelly (1-20)",
-        ),
-        click.option(
-            "-o",
-            "--failed",
-            "failed",
-            default="sign-failed.txt",
-            show_default=True,
-            help="file name of the sign failed image list",
-        ),
-        click.option(
-            "--timeout",
-            type=Duration(),
-            default="10m0s",
-            show_default=True,
-            help="timeout when sign each images (Go duration: 90s, 10m0s, 1h30m)",
-        ),
-        tls_verify_option,
-        click.option(
-            "--authfile",
-            metavar="FILE",
-            # Checked up front: a registry that asks for no credentials never reads it, so a
-            # typo would otherwise go unnoticed.
-            type=click.Path(exists=True, dir_okay=False),
-            help="auth.json to read credentials from",
-        ),
-        click.option("--report", metavar="FILE", help="write a JSON report of every digest"),
-    ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
+def list_options(*, verb: str):
+    """Flags `sign` and `sign validate` share, spelled as in the seed (its `sign` wording is
+    kept word for word; `validate` says what it does)."""
+    noun = "sign" if verb == "sign" else "validate"
+    doing = "sign images parallelly" if verb == "sign" else "validate images parallelly"
+    timeout = (
+        "timeout when sign each images" if verb == "sign" else "timeout when validate each image"
+    )
+
+    def apply(func):
+        decorators = [
+            click.option("-f", "--file", "file", metavar="FILE", help="image list file"),
+            click.option(
+                "-a",
+                "--arch",
+                "arch",
+                multiple=True,
+                default=("amd64,arm64",),
+                help="architecture list of images",
+            ),
+            click.option(
+                "--os", "os_", multiple=True, default=("linux",), help="OS list of images"
+            ),
+            click.option("--registry", help="override all image registry URL in image list"),
+            click.option("--project", help="override all image projects in image list"),
+            click.option(
+                "-j",
+                "--jobs",
+                type=Jobs(),
+                default=1,
+                help=f"worker number, {doing} (1-20)",
+            ),
+            click.option(
+                "-o",
+                "--failed",
+                "failed",
+                default="sign-failed.txt",
+                help=f"file name of the {noun} failed image list",
+            ),
+            click.option(
+                "--timeout",
+                type=Duration(),
+                default="10m0s",
+                help=timeout,
+            ),
+            tls_verify_option,
+            click.option(
+                "--authfile",
+                metavar="FILE",
+                # Checked up front: a registry that asks for no credentials never reads it, so
+                # a typo would otherwise go unnoticed.
+                type=click.Path(exists=True, dir_okay=False),
+                help="auth.json to read credentials from",
+            ),
+            click.option(
+                "-q",
+                "--quiet/--no-quiet",
+                default=False,
+                help="print only warnings, errors and the summary",
+            ),
+            click.option(
+                "--report",
+                metavar="FILE",
+                help="write a JSON report of the run (- for stdout; its schema is "
+                "docs/report.schema.json)",
+            ),
+        ]
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply

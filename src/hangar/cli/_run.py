@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,11 +35,13 @@ MAX_JOBS = 20
 
 
 def checked_jobs(jobs: int) -> int:
-    """The seed's rule: 1-20, anything else is a warning and 1."""
+    """The seed's range is 1-20. Above it, 20 (asking for more speed must never mean the
+    slowest run); below it, 1. Either way a warning says so."""
     if 1 <= jobs <= MAX_JOBS:
         return jobs
-    output.warn(f"invalid --jobs {jobs}: must be between 1 and {MAX_JOBS}, using 1")
-    return 1
+    used = MAX_JOBS if jobs > MAX_JOBS else 1
+    output.warn(f"--jobs {jobs} is outside 1-{MAX_JOBS}: using {used} worker(s)")
+    return used
 
 
 def platform_options(flags: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -62,10 +65,37 @@ def _normalized(flag: str, values: list[str], normalize: Callable[[str], str]) -
     return result
 
 
+PROGRESS_INTERVAL = 5.0
+
+
+def progress_interval() -> float:
+    """Seconds between `Progress:` lines when stderr is not a terminal (a CI log).
+    HANGAR_PROGRESS_INTERVAL changes it; 0 turns the lines off."""
+    text = os.environ.get("HANGAR_PROGRESS_INTERVAL", "")
+    try:
+        return max(float(text), 0.0) if text else PROGRESS_INTERVAL
+    except ValueError:
+        output.warn(f"HANGAR_PROGRESS_INTERVAL={text} is not a number of seconds: using 5")
+        return PROGRESS_INTERVAL
+
+
 def require(value: str | None, flag: str, what: str) -> str:
     if not value:
         raise click.UsageError(f"{flag} is required: {what}")
     return value
+
+
+def report_path(value: str | None) -> Path | None:
+    """`--report -` is stdout, where the logs never go (they are on stderr)."""
+    if not value:
+        return None
+    return Path("/dev/stdout") if value == "-" else Path(value)
+
+
+def key_record(path: str, fingerprint: str) -> dict[str, str]:
+    """A key as the report names it: the file given and the sha256 hex of its public key (DER),
+    as `digests[].signatures[].key` names the key that verified."""
+    return {"file": path, "fingerprint": fingerprint}
 
 
 @dataclass
@@ -88,12 +118,15 @@ def prepare_run(flags: dict[str, Any], command: str, inputs: list[str | None]) -
     source = open_image_list(flags["file"])
     failed_out, report_out = open_outputs(
         Path(flags["failed"]),
-        Path(flags["report"]) if flags["report"] else None,
+        report_path(flags["report"]),
         command=command,
         list_source=source,
         inputs=[Path(path) for path in inputs if path],
     )
     failed, report = FailedList(failed_out, command), Report(report_out)
+    # No secret is ever a flag of sign or validate (passphrases come from files), so the
+    # arguments can be recorded as given.
+    report.describe(command=command, arguments=sys.argv[1:], imageList=str(flags["file"]))
     try:
         total, registries = _scan_list(source, flags["registry"], flags["project"])
         actual = failed_out.destination.given  # -o, or the file beside it (see _outputs)
@@ -171,6 +204,7 @@ async def run_list(
 ) -> Summary:
     """Stream the list of `--file` through `worker`, `jobs` at a time."""
     options = RunOptions(
+        progress_interval=progress_interval(),
         jobs=jobs,
         timeout=flags["timeout"],
         failed=prepared.failed,
@@ -184,7 +218,24 @@ async def run_list(
     return await Runner(worker, options).run(entries, finalize=finalize)
 
 
-def print_summary(summary: Summary, verb: str, noun: str, failed_path: Path) -> None:
+def resign_command(flags: dict[str, Any], failed_path: Path) -> str:
+    """The `hangar sign` that re-signs what a validate run failed: its list, and the flags of
+    the validate run that decide which images and digests those lines mean."""
+    words = ["hangar sign", f"-f {failed_path}", "-k KEY"]
+    for flag, name in (("--registry", "registry"), ("--project", "project")):
+        if flags.get(name):
+            words.append(f"{flag} {flags[name]}")
+    for flag, name, default in (("--arch", "arch", ("amd64,arm64",)), ("--os", "os_", ("linux",))):
+        if tuple(flags.get(name) or default) != default:
+            words.append(f"{flag} {','.join(split_list(flags[name]))}")
+    if flags.get("tls_verify") is False:
+        words.append("--tls-verify=false")
+    return " ".join(words)
+
+
+def print_summary(
+    summary: Summary, verb: str, noun: str, failed_path: Path, *, resign: str | None = None
+) -> None:
     counts = summary.counts
     rate = summary.signatures / summary.elapsed if summary.elapsed > 0 else 0.0
     if verb == "sign":
@@ -204,10 +255,11 @@ def print_summary(summary: Summary, verb: str, noun: str, failed_path: Path) -> 
         parts.append(f"{summary.not_started} not started")
     if counts.get("mirror-format"):
         parts.append(f"{counts['mirror-format']} mirror-format line(s) skipped")
-    output.info(
+    line = (
         f"Summary: {summary.total} images: {', '.join(parts)}; {tail} in "
         f"{summary.elapsed:.1f}s ({rate:.1f} {noun}/s)"
     )
+    output.info(line, always=True)
     if summary.fatal:
         output.error(f"the run stopped: {summary.fatal}")
     unfinished = summary.failed + summary.not_started
@@ -215,7 +267,8 @@ def print_summary(summary: Summary, verb: str, noun: str, failed_path: Path) -> 
         retry = (
             f"run again with -f {failed_path} to retry just those"
             if verb == "sign"
-            else f"sign them with `hangar sign -f {failed_path} -k KEY`, then validate again"
+            else f"re-sign them with `{resign or f'hangar sign -f {failed_path} -k KEY'}`, "
+            "then validate again"
         )
         output.error(f"{unfinished} image(s) not done; their lines are in {failed_path} ({retry})")
     if summary.interrupted:

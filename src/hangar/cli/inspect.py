@@ -18,7 +18,8 @@ import click
 
 from hangar import output
 from hangar.cli._args import tls_verify_option
-from hangar.errors import HangarError
+from hangar.cli._help import GoCommand
+from hangar.errors import HangarError, UsageProblem
 from hangar.manifest import (
     INDEX_TYPES,
     Descriptor,
@@ -59,7 +60,7 @@ class PlatformRow:
     note: str = ""
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=GoCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("image", metavar="[docker://]IMAGE")
 @click.option(
     "--raw/--no-raw",
@@ -84,8 +85,35 @@ def inspect(image: str, raw: bool, config: bool, authfile: str | None, tls_verif
     """
     from hangar.reference import parse_reference
 
+    _refuse_other_transports(image)
     ref = parse_reference(image)
     asyncio.run(_inspect(ref, raw=raw, config=config, authfile=authfile, tls_verify=tls_verify))
+
+
+# containers/image transports other than docker://: `oci:foo` must not be read as the
+# Docker Hub image `oci` with tag `foo`.
+OTHER_TRANSPORTS = (
+    "oci",
+    "oci-archive",
+    "docker-archive",
+    "docker-daemon",
+    "containers-storage",
+    "dir",
+    "sif",
+    "tarball",
+    "ostree",
+)
+
+
+def _refuse_other_transports(image: str) -> None:
+    transport, colon, _ = image.partition(":")
+    if colon and transport in OTHER_TRANSPORTS:
+        raise UsageProblem(
+            f'transport "{transport}:" of {image} is not supported: hangar inspect reads '
+            "registries only (docker://[REGISTRY/]NAME[:TAG], or the reference alone)",
+            hint=f"copy the image to a registry first, e.g. skopeo copy {image} "
+            "docker://REGISTRY/NAME:TAG",
+        )
 
 
 async def _inspect(

@@ -12,6 +12,7 @@ import tempfile
 import click
 
 from hangar import output
+from hangar.cli._help import GoCommand
 from hangar.errors import KeyFileError
 
 PRIVATE_MODE = 0o600
@@ -30,6 +31,7 @@ hangar generate-sigstore-key --prefix release --passphrase-file ./passphrase.txt
 
 @click.command(
     "generate-sigstore-key",
+    cls=GoCommand,
     epilog=EXAMPLES,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -14,6 +14,7 @@ import click
 
 from hangar import output
 from hangar.cli._args import tls_verify_option
+from hangar.cli._help import GoCommand
 from hangar.errors import HangarError
 from hangar.reference import normalize_registry
 
@@ -21,7 +22,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 _SCHEMES = ("https://", "http://")
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(cls=GoCommand, context_settings=CONTEXT)
 @click.argument("registry")
 @click.option("-u", "--username", help="username for the registry")
 @click.option(
@@ -62,7 +63,7 @@ def login(
     click.echo("Login Succeeded!")
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(cls=GoCommand, context_settings=CONTEXT)
 @click.argument("registry", required=False)
 @click.option("-a", "--all/--no-all", "all_", default=False, help="remove every stored login")
 @click.option("--authfile", metavar="FILE", help="auth.json to change (default: podman's)")

@@ -7,11 +7,14 @@ import sys
 
 import click
 
+from hangar import output
 from hangar.cli._args import list_options
+from hangar.cli._help import GoGroup
 from hangar.cli._run import (
     checked_jobs,
     ensure_logins,
     exit_code,
+    key_record,
     platform_options,
     prepare_run,
     print_summary,
@@ -20,8 +23,7 @@ from hangar.cli._run import (
     run_list,
 )
 
-EXAMPLES = """\b
-Examples:
+EXAMPLES = """\
 # Sign the images with sigstore private key file.
 hangar sign \\
         --file IMAGE_LIST.txt \\
@@ -29,22 +31,18 @@ hangar sign \\
         --sigstore-passphrase-file "/path/to/passphrase/file" \\
         --arch amd64,arm64 \\
         --os linux
-
-\b
-Global Flags:
-      --debug             enable debug output
-      --insecure-policy   run Hangar without policy check (hangar reads no policy.json;
-                          accepted for compatibility)
 """
 
 
 @click.group(
+    cls=GoGroup,
     invoke_without_command=True,
-    epilog=EXAMPLES,
     context_settings={"help_option_names": ["-h", "--help"]},
-    short_help="Sign multiple container images with sigstore private key",
+    help="Sign multiple container images with sigstore private key",
+    usage_lines=["-f IMAGE_LIST.txt --key SIGSTORE.key [flags]", "[command]"],
+    examples=EXAMPLES,
 )
-@list_options
+@list_options(verb="sign")
 @click.option(
     "-k", "--sigstore-key", "--key", "key", metavar="FILE", help="sigstore private key file"
 )
@@ -86,13 +84,6 @@ Global Flags:
 )
 @click.pass_context
 def sign(ctx: click.Context, **flags) -> None:
-    """Sign multiple container images with sigstore private key.
-
-    \b
-    Usage:
-      hangar sign -f IMAGE_LIST.txt --key SIGSTORE.key [flags]
-      hangar sign [command]
-    """
     if ctx.invoked_subcommand is not None:
         return
     sys.exit(_sign(**flags))
@@ -102,6 +93,7 @@ def _sign(**flags) -> int:
     from hangar.signing import SignOptions
     from hangar.sigstore.keys import read_signing_key
 
+    output.set_quiet(flags["quiet"])
     require(flags["file"], "-f/--file", "the image list to sign")
     key_path = require(flags["key"], "-k/--sigstore-key", "the sigstore private key file")
     jobs = checked_jobs(flags["jobs"])
@@ -110,6 +102,7 @@ def _sign(**flags) -> int:
     with prepare_run(flags, "hangar sign", inputs) as prepared:
         # Decrypt the key once, before any network traffic.
         key = read_signing_key(key_path, flags["sigstore_passphrase_file"])
+        prepared.report.describe(keys=[key_record(key_path, key.public_key().fingerprint)])
         options = SignOptions(
             oses=oses,
             arches=arches,

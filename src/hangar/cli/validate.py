@@ -9,24 +9,40 @@ import click
 
 from hangar import output
 from hangar.cli._args import list_options
+from hangar.cli._help import GoCommand
 from hangar.cli._run import (
     checked_jobs,
     exit_code,
+    key_record,
     platform_options,
     prepare_run,
     print_summary,
     registry_client,
     require,
+    resign_command,
     run_list,
 )
+
+EXAMPLES = """\
+# Validate the signed images with sigstore public key file.
+hangar sign validate \\
+        --file IMAGE_LIST.txt \\
+        --sigstore-pubkey SIGSTORE.pub \\
+        --arch amd64,arm64 \\
+        --os linux
+"""
 
 
 @click.command(
     "validate",
+    cls=GoCommand,
     context_settings={"help_option_names": ["-h", "--help"]},
+    help="Validate the signed images with sigstore public key",
     short_help="Validate the signed images with sigstore public key",
+    usage_lines=["-f IMAGE_LIST.txt -p SIGSTORE.pub [flags]"],
+    examples=EXAMPLES,
 )
-@list_options
+@list_options(verb="validate")
 @click.option(
     "-p",
     "--sigstore-pubkey",
@@ -86,11 +102,8 @@ from hangar.cli._run import (
     "~/.config/containers/policy.json if it exists, else /etc/containers/policy.json",
 )
 def validate(**flags) -> None:
-    """Validate the signed images with sigstore public key.
-
-    Prints `PASS: [image]` per image, and for a failure one line per failing digest with
-    the reason. Failed lines go to the failed file; the exit code is non-zero.
-    """
+    # Prints `PASS: [image]` per image, and for a failure one line per failing digest with
+    # the reason. Failed lines go to the failed file; the exit code is non-zero.
     sys.exit(_validate(**flags))
 
 
@@ -98,6 +111,7 @@ def _validate(**flags) -> int:
     from hangar.sigstore.keys import load_public_key
     from hangar.validation import ValidateOptions
 
+    output.set_quiet(flags["quiet"])
     require(flags["file"], "-f/--file", "the image list to validate")
     context = _policy_context(flags)
     if context is None and not flags["pubkeys"]:
@@ -107,6 +121,11 @@ def _validate(**flags) -> int:
     inputs = [*flags["pubkeys"], flags["authfile"], flags["policy"]]
     with prepare_run(flags, "hangar sign validate", inputs) as prepared:
         keys = [load_public_key(path) for path in flags["pubkeys"]] if context is None else []
+        records = [
+            key_record(path, key.fingerprint)
+            for path, key in zip(flags["pubkeys"], keys, strict=True)
+        ]
+        prepared.report.describe(keys=records)
         options = ValidateOptions(
             oses=oses,
             arches=arches,
@@ -117,7 +136,8 @@ def _validate(**flags) -> int:
             all_instances=flags["all_instances"],
         )
         summary = asyncio.run(_validate_run(keys, context, options, jobs, prepared, flags))
-    print_summary(summary, "validate", "digests", prepared.failed_path)
+    resign = resign_command(flags, prepared.failed_path)
+    print_summary(summary, "validate", "digests", prepared.failed_path, resign=resign)
     return exit_code(summary)
 
 

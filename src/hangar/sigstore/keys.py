@@ -326,8 +326,8 @@ def _private_where(source: str) -> str:
 def _private_type_hint(pem_type: str) -> str:
     if pem_type in PUBLIC_PEM_TYPES:
         return (
-            "this is a public key; signing needs the encrypted private key of the pair, "
-            "the .key file, not the .pub"
+            "this is a public key; -k takes the private key of the pair (the .key file); "
+            "give the .pub to `hangar sign validate -p`"
         )
     if pem_type in ("PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY", "OPENSSH PRIVATE KEY"):
         return (
@@ -505,6 +505,10 @@ def read_signing_key(path: str | os.PathLike[str], passphrase_file: str | None) 
     )
 
 
+def _looks_public(data: bytes) -> bool:
+    return any(f"-----BEGIN {kind}-----".encode() in data for kind in PUBLIC_PEM_TYPES)
+
+
 def _read_key_file(path: str | os.PathLike[str], what: str) -> bytes:
     """The bytes of a key file, with errors that name it; warns on a world-readable private
     key."""
@@ -513,7 +517,8 @@ def _read_key_file(path: str | os.PathLike[str], what: str) -> bytes:
     try:
         with file.open("rb") as handle:
             data = handle.read(MAX_KEY_FILE_SIZE + 1)
-            if what == "private key":
+            # A .pub given to -k is an error of its own: no permissions advice before it.
+            if what == "private key" and not _looks_public(data):
                 passphrase_policy.warn_if_world_readable(handle.fileno(), f"private key {path}")
     except FileNotFoundError:
         raise KeyFileError(f"{where}: the file does not exist", hint="check the path") from None
