@@ -73,6 +73,8 @@ _RESPONSE_DROPPED = _HOP_BY_HOP | {"content-length"}
 # Headers aiohttp's client adds when absent: skipped so the upstream sees what the client sent.
 _CLIENT_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
+_TAGS_LIST = re.compile(r"/v2/.+/tags/list")
+
 STARTUP_SECONDS = 10.0
 STOP_SECONDS = 10.0
 # In-flight handlers (a long `delay`) get this long before stop() cancels them.
@@ -141,8 +143,17 @@ def harbor_not_found_body(path: str) -> bytes:
 class FaultProxy:
     """A reverse proxy to `upstream_url` that injects the faults its rules describe."""
 
-    def __init__(self, upstream_url: str, *, upstream_ssl: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        upstream_url: str,
+        *,
+        upstream_ssl: ssl.SSLContext | None = None,
+        page_tag_lists: bool = False,
+    ) -> None:
         self.upstream_url = upstream_url.rstrip("/")
+        # distribution 2.8 (the test bed's) ignores `n` on tags/list; distribution 3 pages it.
+        # With this on, the proxy pages the real registry's full list as distribution 3 does.
+        self.page_tag_lists = page_tag_lists
         self._upstream_ssl = upstream_ssl
         self._lock = threading.Lock()
         self._rules: list[Rule] = []
@@ -159,10 +170,10 @@ class FaultProxy:
         self.port = 0
 
     @classmethod
-    def in_front_of(cls, server: RegistryServer) -> FaultProxy:
+    def in_front_of(cls, server: RegistryServer, *, page_tag_lists: bool = False) -> FaultProxy:
         """A proxy to a test registry (trusting its CA when it serves TLS)."""
         context = server.ssl_context() if server.scheme == "https" else None
-        return cls(server.url, upstream_ssl=context)
+        return cls(server.url, upstream_ssl=context, page_tag_lists=page_tag_lists)
 
     # -- addresses ------------------------------------------------------------------------
 
@@ -344,6 +355,8 @@ class FaultProxy:
         body = await request.read()
         rule = self._select(request.method, request.path)
         if rule is None:
+            if self.page_tag_lists and _TAGS_LIST.fullmatch(request.path):
+                return await self._paged_tags(request)
             return await self._forward(request, body)
         if rule.action in ("status", "harbor404"):
             return await self._fault_response(rule, request)
@@ -414,7 +427,28 @@ class FaultProxy:
         except (ClientError, TimeoutError, OSError):
             return None
 
-    async def _forward(self, request: web.Request, body: bytes) -> web.Response | None:
+    async def _paged_tags(self, request: web.Request) -> web.Response | None:
+        """distribution 3's tags/list: sorted, after `last`, at most `n`, and a Link header
+        `</v2/NAME/tags/list?last=TAG&n=N>; rel="next"` while more follow."""
+        whole = await self._forward(request, b"", raw_path=request.path)
+        size = request.query.get("n")
+        if whole is None or whole.status != 200 or not size:
+            return whole
+        assert isinstance(whole.body, bytes)
+        document = json.loads(whole.body)
+        last = request.query.get("last", "")
+        tags = [tag for tag in sorted(document.get("tags") or []) if tag > last]
+        page, more = tags[: int(size)], len(tags) > int(size)
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        if more:
+            query = f"last={page[-1]}&n={size}"
+            headers["Link"] = f'<{request.path}?{query}>; rel="next"'
+        body = json.dumps({"name": document.get("name"), "tags": page}).encode()
+        return web.Response(status=200, body=body, headers=headers)
+
+    async def _forward(
+        self, request: web.Request, body: bytes, *, raw_path: str | None = None
+    ) -> web.Response | None:
         """The upstream's answer, or None when it cannot be reached (as a dead registry)."""
         assert self._session is not None
         headers: CIMultiDict[str] = CIMultiDict(
@@ -423,7 +457,7 @@ class FaultProxy:
             if name.lower() not in _REQUEST_DROPPED
         )
         skip = {name for name in _CLIENT_AUTO_HEADERS if name not in request.headers}
-        url = URL(self.upstream_url + request.raw_path, encoded=True)
+        url = URL(self.upstream_url + (raw_path or request.raw_path), encoded=True)
         try:
             async with self._session.request(
                 request.method,

@@ -36,6 +36,7 @@ from hangar.manifest import (
 )
 from hangar.reference import Reference, api_host
 from hangar.registry import credentials as credentials_module
+from hangar.registry import tags as tag_pages
 from hangar.registry import tls
 from hangar.registry.auth import (
     PULL,
@@ -399,6 +400,49 @@ class RegistryClient:
             raise _UploadLost(self._error(done, finish, push=True))
         if done.status not in (201, 204):
             raise self._error(done, finish, push=True)
+
+    # -- tags --------------------------------------------------------------------------
+
+    async def list_tags(
+        self, registry: str, repository: str, *, page_size: int | None = None
+    ) -> list[str]:
+        """Every tag of the repository, following distribution's `Link: <...>; rel="next"`
+        pages. A next page on another origin is refused: Authorization stays with the
+        registry."""
+        endpoint = await self._endpoint(registry)
+        query = f"?n={page_size}" if page_size else ""
+        url = URL(f"{endpoint.base}/v2/{repository}/tags/list{query}", encoded=True)
+        what = f"the tag list of {registry}/{repository}"
+        tags: list[str] = []
+        seen: set[str] = set()
+        while url is not None:
+            if str(url) in seen or len(seen) >= tag_pages.MAX_PAGES:
+                raise RegistryError(
+                    f"registry {registry} pages {what} in a loop", registry=registry
+                )
+            seen.add(str(url))
+            call = _Call(
+                registry, repository, PULL, "GET", str(url), f"repository {registry}/{repository}",
+                follow_redirects=True,
+            )  # fmt: skip
+            response = await self._request_limited(call, tag_pages.MAX_PAGE_BYTES, what)
+            if response.status != 200:
+                raise self._error(response, call)
+            page = tag_pages.parse_tags(response.body)
+            if page is None:
+                raise RegistryError(
+                    f"registry {registry} sent {what} in a form that is not a tag list",
+                    registry=registry,
+                )
+            tags.extend(page)
+            url = tag_pages.next_page(response.headers.getall("Link", []), url)
+            if url is not None and _origin(url) != endpoint.origin:
+                raise RegistryError(
+                    f"registry {registry} links the next page of {what} to another host "
+                    f"({_host_port(url)}); hangar does not follow it",
+                    registry=registry,
+                )
+        return tags
 
     # -- credentials -------------------------------------------------------------------
 
