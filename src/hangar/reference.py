@@ -114,6 +114,15 @@ def parse_reference(text: str) -> Reference:
     return Reference(registry, repository, tag_value, digest_value)
 
 
+def names_tag_or_digest(text: str) -> bool:
+    """Whether a reference as written names a tag or a digest (parse_reference adds `latest`
+    where it names neither; `--all-tags` must tell the two apart)."""
+    if text.startswith(_TRANSPORT_PREFIX):
+        text = text[len(_TRANSPORT_PREFIX) :]
+    remainder, at, _digest = text.partition("@")
+    return bool(at) or _split_tag(remainder)[1] is not None
+
+
 def override_location(ref: Reference, registry: str | None, project: str | None) -> Reference:
     """Apply --registry and --project (see the module docstring for the rules and why)."""
     new_registry = ref.registry

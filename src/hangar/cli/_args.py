@@ -219,6 +219,12 @@ def list_options(*, verb: str):
             click.option("--registry", help="override all image registry URL in image list"),
             click.option("--project", help="override all image projects in image list"),
             click.option(
+                "--all-tags/--no-all-tags",
+                default=False,
+                help=f"a line without a tag means every tag of its repository ({noun} all "
+                "tags but signature and attestation tags)",
+            ),
+            click.option(
                 "-j",
                 "--jobs",
                 type=Jobs(),

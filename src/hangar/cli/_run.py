@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +15,7 @@ import click
 from hangar import output
 from hangar.cli._args import split_list
 from hangar.cli._outputs import open_outputs
-from hangar.imagelist import ListSource, iter_image_list, open_image_list
+from hangar.imagelist import ListEntry, ListSource, iter_image_list, open_image_list
 from hangar.jobs import (
     SIGNAL_EXIT_CODES,
     FailedList,
@@ -201,8 +201,19 @@ async def run_list(
     verb: str,
     interrupts: Interrupts,
     finalize: Finalizer | None = None,
+    client: RegistryClient | None = None,
 ) -> Summary:
-    """Stream the list of `--file` through `worker`, `jobs` at a time."""
+    """Stream the list of `--file` through `worker`, `jobs` at a time (with --all-tags, the
+    list expanded first through `client`)."""
+    entries: Iterable[ListEntry] = iter_image_list(
+        prepared.source, registry=flags["registry"], project=flags["project"]
+    )
+    total = prepared.total
+    if flags.get("all_tags") and client is not None:
+        from hangar.alltags import expand_all_tags
+
+        entries = await expand_all_tags(entries, client)
+        total = len(entries)
     options = RunOptions(
         progress_interval=progress_interval(),
         jobs=jobs,
@@ -210,11 +221,10 @@ async def run_list(
         failed=prepared.failed,
         report=prepared.report,
         verb=verb,
-        total=prepared.total,
+        total=total,
         interrupts=interrupts,
     )
     output.info(f"{verb} images of {prepared.source} with {jobs} worker(s)")
-    entries = iter_image_list(prepared.source, registry=flags["registry"], project=flags["project"])
     return await Runner(worker, options).run(entries, finalize=finalize)
 
 
@@ -228,6 +238,8 @@ def resign_command(flags: dict[str, Any], failed_path: Path) -> str:
     for flag, name, default in (("--arch", "arch", ("amd64,arm64",)), ("--os", "os_", ("linux",))):
         if tuple(flags.get(name) or default) != default:
             words.append(f"{flag} {','.join(split_list(flags[name]))}")
+    if flags.get("all_tags"):
+        words.append("--all-tags")
     if flags.get("tls_verify") is False:
         words.append("--tls-verify=false")
     return " ".join(words)

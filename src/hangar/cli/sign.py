@@ -78,6 +78,11 @@ hangar sign \\
     "--all and mirroring tools check every instance of an index)",
 )
 @click.option(
+    "--dry-run/--no-dry-run",
+    default=False,
+    help="list the images that would be signed (--all-tags expanded) and write nothing",
+)
+@click.option(
     "--force/--no-force",
     default=False,
     help="add a new signature even where this key already signed",
@@ -95,6 +100,8 @@ def _sign(**flags) -> int:
 
     output.set_quiet(flags["quiet"])
     require(flags["file"], "-f/--file", "the image list to sign")
+    if flags["dry_run"]:
+        return _dry_run(flags)
     key_path = require(flags["key"], "-k/--sigstore-key", "the sigstore private key file")
     jobs = checked_jobs(flags["jobs"])
     oses, arches = platform_options(flags)
@@ -133,7 +140,40 @@ async def _sign_run(key, options, jobs, prepared, flags):
             verb="Signing",
             interrupts=interrupts,
             finalize=lambda: signer.confirm(concurrency=jobs),
+            client=client,
         )
+
+
+def _dry_run(flags) -> int:
+    """One reference a line on stdout; no key is read, nothing is written. Lines that would
+    fail (bad references, tags that cannot be listed) are errors on stderr, and exit 1."""
+    from hangar.imagelist import iter_image_list, open_image_list
+
+    source = open_image_list(flags["file"])
+    entries = list(iter_image_list(source, registry=flags["registry"], project=flags["project"]))
+    if flags["all_tags"]:
+        entries = asyncio.run(_expand(entries, flags))
+    images = bad = 0
+    for entry in entries:
+        if entry.reference is not None:
+            click.echo(str(entry.reference))
+            images += 1
+        elif entry.error is not None:
+            output.error(f"{entry.text}: line {entry.line_number}: {entry.error}")
+            bad += 1
+    output.info(
+        f"Dry run: {images} image(s) would be signed, {bad} line(s) would fail; "
+        "nothing was signed or written",
+        always=True,
+    )
+    return 1 if bad else 0
+
+
+async def _expand(entries, flags):
+    from hangar.alltags import expand_all_tags
+
+    async with registry_client(flags, 1) as client:
+        return await expand_all_tags(entries, client)
 
 
 def _register_validate() -> None:

@@ -158,6 +158,7 @@ async def _validate_run(keys, context, options, jobs, prepared, flags):
             jobs=jobs,
             verb="Validating",
             interrupts=interrupts,
+            client=client,
         )
 
 
