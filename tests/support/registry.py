@@ -36,6 +36,7 @@ TEST_PASSWORD = "hangar-test-pass"
 # the registry's check of every authenticated request to about a millisecond.
 _HTPASSWD_LINE = "hangar:$2y$04$dl6WHeLj0opF6IsqjVZW/.taSK643TUM8JNm0OrqDRowEbt6LiSYK\n"
 TOKEN_SERVICE = "hangar-test-registry"
+PROXIED_NAME = "registry.hangar.test"  # in every TLS registry's certificate
 
 STARTUP_DEADLINE_SECONDS = 20.0
 STOP_GRACE_SECONDS = 5.0
@@ -223,7 +224,9 @@ def _prepare(
     }
     if use_tls:
         assert ca is not None
-        server_cert = ca.issue_server_certificate()
+        # A name besides 127.0.0.1: proxies are never used for loopback addresses (see
+        # tests/support/connectproxy.py), so proxy tests reach the registry by this name.
+        server_cert = ca.issue_server_certificate(dns_names=("localhost", PROXIED_NAME))
         http["tls"] = {"certificate": str(server_cert.cert_path), "key": str(server_cert.key_path)}
     config = {
         "version": 0.1,

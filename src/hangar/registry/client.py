@@ -36,6 +36,7 @@ from hangar.manifest import (
 )
 from hangar.reference import Reference, api_host
 from hangar.registry import credentials as credentials_module
+from hangar.registry import proxy as proxy_module
 from hangar.registry import tags as tag_pages
 from hangar.registry import tls
 from hangar.registry.auth import (
@@ -189,6 +190,8 @@ class RegistryClient:
         self._credentials_cache: dict[tuple[str, str | None], _Creds | None] = {}
         self._logins: dict[str, _Creds] = {}
         self._tokens = TokenCache()
+        # HTTPS_PROXY/HTTP_PROXY/NO_PROXY as podman reads them (see registry/proxy.py).
+        self._proxies = proxy_module.ProxySettings.from_environ()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -593,6 +596,7 @@ class RegistryClient:
             if authorization and same_origin:
                 headers["Authorization"] = authorization
             started = time.perf_counter()
+            proxy = self._proxies.for_url(url)
             async with session.request(
                 method,
                 url,
@@ -600,6 +604,8 @@ class RegistryClient:
                 data=call.data if method == call.method else None,
                 ssl=endpoint.ssl if same_origin else self._ssl_for_url(url, endpoint),
                 allow_redirects=False,
+                proxy=proxy.url if proxy else None,
+                proxy_headers=proxy.headers if proxy else None,
             ) as response:
                 location = response.headers.get("Location")
                 if call.follow_redirects and response.status in _REDIRECTS and location:
@@ -936,6 +942,8 @@ class RegistryClient:
         registry = call.registry
         # certs.d is named after the registry as users write it, for the registry itself.
         certs_name = registry if host == api_host(registry) else host
+        if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+            return _proxy_error(exc, host, registry)
         if isinstance(exc, aiohttp.ClientConnectorCertificateError):
             reason = getattr(exc.certificate_error, "verify_message", None) or str(
                 exc.certificate_error
@@ -987,6 +995,24 @@ class RegistryClient:
             registry=registry,
             hint="check the network and that the registry is running",
         )
+
+
+def _proxy_error(exc: aiohttp.ClientError, host: str, registry: str) -> UnreachableError:
+    """The proxy (never its credentials) named, and the variables that chose it."""
+    hint = "check HTTPS_PROXY/HTTP_PROXY, or list the registry in NO_PROXY"
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return UnreachableError(
+            f"the proxy refused the connection to registry {host}: {exc.status} {exc.message}",
+            registry=registry,
+            hint="check the proxy's user and password in HTTPS_PROXY/HTTP_PROXY, and that it "
+            f"allows {host}",
+        )
+    where = f"{exc.host}:{exc.port}" if isinstance(exc, aiohttp.ClientConnectorError) else "?"
+    return UnreachableError(
+        f"cannot reach proxy {where} for registry {host}: {_describe(exc)}",
+        registry=registry,
+        hint=hint,
+    )
 
 
 def _login_refused(registry: str, username: str, status: int) -> AuthenticationError:
