@@ -17,7 +17,10 @@ the other files after it); an explicit `authfile=` that does not exist is an err
 (0-byte) file counts as no credentials; `credHelpers` is also tried under Docker Hub's other
 spellings; writes keep unknown fields of the file (c/image drops them); `remove_all_credentials`
 erases the credential helpers' entries but leaves the `credHelpers` map (it is configuration).
-registries.conf `credential-helpers` is not read (its default is the auth files).
+
+Before all that, registries.conf `credential-helpers` (registries_conf.py) says which helpers
+are asked, in order: `containers-auth.json` is the lookup above, any other NAME runs
+`docker-credential-NAME get` with the registry host (never a namespace) on stdin.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import Any
 from hangar import output
 from hangar.errors import HangarError
 from hangar.reference import DOCKER_HUB, DOCKER_HUB_ALIASES
+from hangar.registry.registries_conf import AUTH_FILES_HELPER, credential_helpers
 
 HELPER_TIMEOUT = 60.0  # seconds; a helper may unlock a keyring
 _NOT_FOUND_MESSAGE = "credentials not found in native keychain"
@@ -114,12 +118,38 @@ def lookup_credentials(
             f"credentials file {authfile} does not exist",
             hint="check the --authfile path, or run `hangar login --authfile FILE REGISTRY`",
         )
-    for auth_file in auth_file_chain(authfile=authfile):
-        found = _find_in_file(auth_file, host, key)
+    helpers, configured_in = credential_helpers()
+    errors: list[HangarError] = []
+    for helper in helpers:
+        # As containers/image: a failing helper is noted and the next one asked; the failures
+        # matter only when no helper has credentials.
+        try:
+            if helper == AUTH_FILES_HELPER:
+                found = _from_auth_files(host, key, authfile)
+            else:
+                where = f"credential-helpers in {configured_in}"
+                found = _from_helper(helper, host, Path(configured_in), where)
+        except HangarError as exc:
+            output.debug(f"credential helper {helper} failed for {key}: {exc}")
+            errors.append(exc)
+            continue
         if found is not None:
             output.debug(f"using credentials for {key} from {found.source}")
             return found
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise HangarError("; ".join(error.message for error in errors), hint=errors[0].hint)
     output.debug(f"no credentials for {key}")
+    return None
+
+
+def _from_auth_files(host: str, key: str, authfile: str | None) -> Credentials | None:
+    """The `containers-auth.json` helper: the auth.json chain (credHelpers inside included)."""
+    for auth_file in auth_file_chain(authfile=authfile):
+        found = _find_in_file(auth_file, host, key)
+        if found is not None:
+            return found
     return None
 
 
@@ -255,8 +285,10 @@ def _decode_entry(path: Path, key: str, entry: Any) -> Credentials | None:
     return Credentials(username, password, token or None, source=str(path))
 
 
-def _from_helper(helper: str, host: str, path: Path) -> Credentials | None:
-    out = _run_helper(helper, "get", host, host, path)
+def _from_helper(
+    helper: str, host: str, path: Path, where: str | None = None
+) -> Credentials | None:
+    out = _run_helper(helper, "get", host, host, path, where)
     if out is None:
         return None
     try:
@@ -269,7 +301,7 @@ def _from_helper(helper: str, host: str, path: Path) -> Credentials | None:
             f"credential helper docker-credential-{helper} returned an answer that is not "
             f'{{"Username": ..., "Secret": ...}} for {host}'
         ) from None
-    source = f"docker-credential-{helper} ({path})"
+    source = f"docker-credential-{helper} ({where or path})"
     if not username and not secret:
         return None
     if username == _TOKEN_USERNAME:
@@ -277,15 +309,19 @@ def _from_helper(helper: str, host: str, path: Path) -> Credentials | None:
     return Credentials(username, secret, None, source=source)
 
 
-def _run_helper(helper: str, action: str, stdin: str, host: str, path: Path) -> str | None:
-    """Run `docker-credential-<helper> <action>`; its stdout, or None for "not found"."""
+def _run_helper(
+    helper: str, action: str, stdin: str, host: str, path: Path, where: str | None = None
+) -> str | None:
+    """Run `docker-credential-<helper> <action>`; its stdout, or None for "not found".
+    `where` says which configuration named the helper (default: credHelpers in `path`)."""
     program = f"docker-credential-{helper}"
     executable = shutil.which(program)
     if executable is None:
+        named_in = where or f'credHelpers "{host}" in {path}'
         raise HangarError(
-            f'credential helper {program} (credHelpers "{host}" in {path}) is not installed '
-            "or not on PATH",
-            hint="install it, or remove that credHelpers entry",
+            f"credential helper {program} ({named_in}) is not installed or not on PATH",
+            hint="install it, or remove it from "
+            + ("that credential-helpers list" if where else "that credHelpers entry"),
         )
     try:
         result = subprocess.run(
