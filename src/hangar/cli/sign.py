@@ -121,7 +121,7 @@ async def _sign_run(key, options, jobs, total, registries, flags):
             await ensure_logins(client, registries)
         signer = Signer(client, key, options)
         # The final check's losses are failed lines too: they go to the failed file.
-        return await run_list(
+        summary = await run_list(
             signer.sign_entry,
             flags,
             jobs=jobs,
@@ -129,6 +129,8 @@ async def _sign_run(key, options, jobs, total, registries, flags):
             verb="Signing",
             finalize=lambda: signer.confirm(concurrency=jobs),
         )
+        client.report_requests()
+        return summary
 
 
 def _register_validate() -> None:

@@ -94,6 +94,8 @@ async def _validate_run(keys, options, jobs, total, flags):
 
     async with registry_client(flags, jobs) as client:
         validator = Validator(client, keys, options)
-        return await run_list(
+        summary = await run_list(
             validator.validate_entry, flags, jobs=jobs, total=total, verb="Validating"
         )
+        client.report_requests()
+        return summary
