@@ -85,8 +85,9 @@ BLOB_RACE_CODES = frozenset({"MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "DIGEST_IN
 # counted from when it was sent; no PUT is sent on a check older than that. This bounds how
 # long after its check any hangar writer's PUT can land, which is what `confirm` waits out.
 # (A process stalled for seconds between its check and its write was seen to wipe three other
-# keys' signatures before this bound existed.) A first write follows its read by up to four
-# round trips (read, existing config, config upload), hence the margin.
+# keys' signatures before this bound existed.) A first write follows its read by four or five
+# round trips (read, existing config, config upload), hence the margin; on a loaded registry
+# (the lower quartile well under the median) a write may need a second check first.
 CHECK_FRESH_MIN = 0.25
 CHECK_FRESH_RTTS = 8
 ROUND_TRIP_SAMPLES = 64

@@ -26,6 +26,8 @@ from hangar.targets import Target, select_targets
 
 IdentityMode = Literal["tag", "digest", "repository"]
 CREATOR = f"hangar {__version__}"
+# The final check runs this many times -j checks at once (the client pools 4 x -j connections).
+CONFIRM_WIDTH = 4
 
 
 @dataclass(frozen=True)
@@ -126,5 +128,6 @@ class Signer:
         return NewSignature(payload=payload, signature=self.key.sign(payload))
 
     async def confirm(self, concurrency: int = 8) -> list[str]:
-        """The end-of-run check (AttachmentWriter.confirm): lines whose signature was lost."""
-        return await self.writer.confirm(concurrency)
+        """The end-of-run check (AttachmentWriter.confirm): lines whose signature was lost.
+        Its requests are mostly HEADs, light for the registry: as wide as the client's pool."""
+        return await self.writer.confirm(concurrency * CONFIRM_WIDTH)
