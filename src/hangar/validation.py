@@ -174,10 +174,16 @@ class Validator:
             attachment = parse_attachment(manifest.data)
         except HangarError as exc:
             raise AttachmentUnreadable(f"unreadable signature attachment: {exc.message}") from None
-        payloads = await asyncio.gather(*(self._payload(ref, layer) for layer in attachment.layers))
+        # Layers that name the same blob share one fetch (1000 copies of a layer: one GET).
+        fetches: dict[str, asyncio.Future[bytes]] = {}
+        payloads = await asyncio.gather(
+            *(self._payload(ref, layer, fetches) for layer in attachment.layers)
+        )
         return list(zip(attachment.layers, payloads, strict=True))
 
-    async def _payload(self, ref: Reference, layer: SignatureLayer) -> FetchedBlob:
+    async def _payload(
+        self, ref: Reference, layer: SignatureLayer, fetches: dict[str, asyncio.Future[bytes]]
+    ) -> FetchedBlob:
         """The layer's payload blob. A missing, corrupt or oversized blob rejects this layer
         only; any other registry error (auth, network) fails the image, as in c/image."""
         if layer.media_type != SIMPLESIGNING_MEDIA_TYPE or layer.size > MAX_SIGNATURE_BLOB:
@@ -187,9 +193,14 @@ class Validator:
                 None, f"layer digest {layer.digest!r} is not a sha256, sha384 or sha512 digest"
             )
         try:
-            data = await self.client.get_blob(
-                ref.registry, ref.repository, layer.digest, max_size=MAX_SIGNATURE_BLOB
-            )
+            fetch = fetches.get(layer.digest)
+            if fetch is None:
+                fetch = fetches[layer.digest] = asyncio.ensure_future(
+                    self.client.get_blob(
+                        ref.registry, ref.repository, layer.digest, max_size=MAX_SIGNATURE_BLOB
+                    )
+                )
+            data = await fetch
         except NotFoundError:
             return FetchedBlob(None)  # verify_layer: "payload blob ... is missing"
         except DigestMismatchError as exc:
