@@ -519,8 +519,25 @@ def test_the_payload_is_uploaded_beside_the_read_until_most_tags_are_signed_alre
         return [await write(ours, signature(OURS, timestamp=6 + n)) for n in range(2)]
 
     assert asyncio.run(run()) == ["already-signed", "already-signed"]
-    # the first attempt uploaded its payload speculatively; the second did not
-    assert registry.counts()["PUSH blob"] == 1
+    # the first attempt uploaded its payload and a new tag's config beside the read, the
+    # second nothing
+    assert registry.counts()["PUSH blob"] == 2
+
+
+def test_a_new_tags_config_goes_beside_the_read_only_while_most_tags_are_new() -> None:
+    registry = MemoryRegistry()
+    presign(registry, THEIRS)
+    ours = writer(registry)
+
+    async def run() -> list[int]:
+        await write(ours, signature(OURS))  # an existing tag: the new-tag config is wasted
+        pushes = [registry.counts()["PUSH blob"]]
+        registry.requests.clear()
+        assert await write(ours, signature(OURS, timestamp=10)) == "already-signed"
+        return [*pushes, registry.counts()["PUSH blob"]]
+
+    # payload, new-tag config, merged config; then the payload only (most tags existed)
+    assert asyncio.run(run()) == [3, 1]
 
 
 def test_a_failed_read_does_not_leave_the_payload_upload_behind() -> None:
@@ -639,18 +656,19 @@ def test_a_failed_read_without_speculation_raises_as_is() -> None:
 
 @pytest.mark.parametrize("existing", [False, True], ids=["new-tag", "existing-tag"])
 def test_a_failed_config_upload_fails_the_write_and_leaves_no_task(existing: bool) -> None:
-    """On a new tag, the 404's check beside the config upload is stopped too."""
+    """Every upload after the payload fails: the config a new tag gets (uploaded beside the
+    read), and the merged one of an existing tag."""
     registry = MemoryRegistry()
     if existing:
         presign(registry, THEIRS)
     pushes: list[str] = []
 
-    async def second_push_fails(_ref: Reference) -> None:
+    async def configs_fail(_ref: Reference) -> None:
         pushes.append("push")
-        if len(pushes) == 2:
+        if len(pushes) >= 2:
             raise ServerError("upload failed", registry=REGISTRY, status=503)
 
-    registry.on("before", "PUSH", second_push_fails)
+    registry.on("before", "PUSH", configs_fail)
 
     async def run() -> set[asyncio.Task]:
         with pytest.raises(ServerError, match="upload failed"):

@@ -9,8 +9,9 @@ API allows:
 - the tag's read is the check the write is based on: the payload is uploaded while the tag is
   read (it does not depend on the tag), the config and the manifest follow within a few round
   trips, and no PUT is sent on a check older than `fresh_for()` (the merge starts again);
-- a 404 on the read is confirmed by a HEAD sent beside the config upload: a false 404 (a
-  lagging replica, a confused proxy) must never make us write a fresh attachment over a real one;
+- a 404 on the read is confirmed by a HEAD just before the PUT: a false 404 (a lagging
+  replica, a confused proxy) must never make us write a fresh attachment over a real one;
+  while most tags are new, the config a new tag gets is uploaded beside the read too;
 - after losing a race (the tag changed, the check went stale, a write failed) the merge loop
   reads again and checks the tag with a HEAD just before the PUT;
 - another writer can still overwrite ours after our PUT (its check came before our PUT, its PUT
@@ -258,6 +259,7 @@ class AttachmentWriter:
         # check is fresh): the client's policy, $HANGAR_RETRY_BASE_DELAY included.
         self.write_policy = write_policy or RetryPolicy(base_delay=base_delay_from_env())
         self._outcomes = {"signed": 0, "already-signed": 0}
+        self._tags = {"new": 0, "existing": 0}  # what first reads found
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -273,33 +275,50 @@ class AttachmentWriter:
         return outcome
 
     async def _write(self, item: Written) -> Outcome:
-        upload: asyncio.Future[str] | None = None
+        # Uploads that do not depend on the tag start beside its read (see _speculate).
+        payload: asyncio.Future[str] | None = None
+        fresh_config: asyncio.Future[str] | None = None
         if self._speculate():
-            upload = asyncio.ensure_future(self._upload_payload(item))
+            payload = asyncio.ensure_future(self._upload_payload(item))
+            if self._tags["new"] >= self._tags["existing"]:
+                fresh_config = asyncio.ensure_future(self._upload_fresh_config(item))
         try:
             read = await self._read(item.sig_ref)
+            self._tags["new" if read.manifest is None else "existing"] += 1
             attachment = parse_attachment(read.manifest.data) if read.manifest else None
             if attachment is not None and await self._equivalent(item, attachment):
                 outcome: Outcome = "already-signed"
             else:
-                if upload is None:
-                    upload = asyncio.ensure_future(self._upload_payload(item))
-                merged = await self._merge_in(item, known=read, payload=upload)
+                if payload is None:
+                    payload = asyncio.ensure_future(self._upload_payload(item))
+                merged = await self._merge_in(
+                    item, known=read, payload=payload, fresh_config=fresh_config
+                )
                 outcome = "signed" if merged is not None else "already-signed"
         except BaseException:
-            if upload is not None:
-                await _settle_task(upload, cancel=True)
+            for task in (payload, fresh_config):
+                if task is not None:
+                    await _settle_task(task, cancel=True)
             raise
-        if upload is not None:
-            await _settle_task(upload)  # an unneeded upload may fail: it changes nothing
+        for task in (payload, fresh_config):
+            if task is not None:
+                await _settle_task(task)  # an unneeded upload may fail: it changes nothing
         if outcome == "signed":
             self.journal.append(item)
         return outcome
 
     def _speculate(self) -> bool:
         """Upload the payload while the tag is read? Yes unless most tags so far were signed
-        already (a re-run), where that upload would be wasted."""
+        already (a re-run), where that upload would be wasted. The config a new tag would get
+        goes too while most tags so far were new."""
         return self.force or self._outcomes["signed"] >= self._outcomes["already-signed"]
+
+    async def _upload_fresh_config(self, item: Written) -> str:
+        _, config = append_signatures(None, None, [item.new])
+        sig_ref = item.sig_ref
+        return await self.store.push_blob(
+            sig_ref.registry, sig_ref.repository, config, check_exists=False
+        )
 
     async def _upload_payload(self, item: Written) -> str:
         # A fresh payload (its timestamp, our key) is new content: no HEAD first.
@@ -309,14 +328,20 @@ class AttachmentWriter:
         )
 
     async def _merge_in(
-        self, item: Written, *, known: _Read | None = None, payload: Awaitable[str] | None = None
+        self,
+        item: Written,
+        *,
+        known: _Read | None = None,
+        payload: Awaitable[str] | None = None,
+        fresh_config: Awaitable[str] | None = None,
     ) -> str | None:
         """Write `item.new` into the tag until a PUT of a merge holding it is made; returns
         that manifest's digest (or the tag's, when it holds ours already), or None when the tag
         turned out to hold an equivalent signature of this key.
 
         `known`: the tag as the caller just read it (its first attempt needs no other read);
-        `payload`: the payload upload, to finish before a PUT refers to it. Gives up after
+        `payload`: the payload upload, to finish before a PUT refers to it; `fresh_config`:
+        the upload of the config a new tag gets, if started already. Gives up after
         MAX_MERGE_ATTEMPTS lost races, or when the PUT keeps failing.
         """
         sig_ref = item.sig_ref
@@ -340,7 +365,13 @@ class AttachmentWriter:
                 output.debug(f"{sig_ref}: confirm: our signature is missing, writing it again")
             try:
                 result = await self._put_merged(
-                    item, read, attachment, payload, careful=not first, blob_race=blob_race
+                    item,
+                    read,
+                    attachment,
+                    payload,
+                    fresh_config if first else None,
+                    careful=not first,
+                    blob_race=blob_race,
                 )
             except _WriteFailed as failed:
                 write_failures += 1
@@ -383,16 +414,18 @@ class AttachmentWriter:
         read: _Read,
         attachment: Attachment | None,
         payload: Awaitable[str] | None,
+        fresh_config: Awaitable[str] | None,
         *,
         careful: bool,
         blob_race: RegistryError | None,
     ) -> str | Literal["changed", "stale"]:
         """PUT the merge of `item.new` into what `read` found; its digest, or why not.
 
-        The check the PUT relies on: the read itself on a first attempt, a HEAD just before the
-        PUT when `careful` (after a lost race), and a HEAD beside the config upload when the
-        read said 404. After a blob race the config is checked before its upload (an upload of
-        existing bytes would rewrite the link another writer's PUT is checking)."""
+        The check the PUT relies on: the read itself on a first attempt into an existing tag
+        (checked again if the uploads took too long); a HEAD just before the PUT after a lost
+        race (`careful`) and before creating a tag (a 404 may be false). After a blob race the
+        config is checked before its upload (an upload of existing bytes would rewrite the
+        link another writer's PUT is checking)."""
         sig_ref = item.sig_ref
         config = None
         if attachment is not None:
@@ -403,25 +436,20 @@ class AttachmentWriter:
                 max_size=MAX_SIGNATURE_BLOB,
             )
         manifest_bytes, config_bytes = append_signatures(attachment, config, [item.new])
-        # The config lists the new payload digest, so it is new content too.
-        config_upload = self.store.push_blob(
-            sig_ref.registry, sig_ref.repository, config_bytes, check_exists=blob_race is not None
-        )
-        guard = None
-        if not careful and read.manifest is None:
-            guard = asyncio.ensure_future(self._read_head(sig_ref))
-        try:
-            await asyncio.gather(config_upload, *([payload] if payload is not None else []))
-        except BaseException:
-            if guard is not None:
-                await _settle_task(guard, cancel=True)
-            raise
+        if attachment is None and fresh_config is not None:
+            config_upload = fresh_config  # the same bytes, uploaded beside the read
+        else:  # the config lists the new payload digest, so it is new content too
+            config_upload = self.store.push_blob(
+                sig_ref.registry,
+                sig_ref.repository,
+                config_bytes,
+                check_exists=blob_race is not None,
+            )
+        await asyncio.gather(config_upload, *([payload] if payload is not None else []))
         check = read
-        if careful:
+        if careful or read.manifest is None:
             check = await self._read_head(sig_ref)
-        elif guard is not None:
-            check = await guard
-        if check.digest == read.digest and self._too_old(check):
+        elif self._too_old(check):
             # The uploads took long (retries, a loaded registry): check again rather than
             # send a PUT that the deadline would stop, or that lands on a stale read.
             output.debug(f"{sig_ref}: the check before our write is stale, checking again")

@@ -6,7 +6,6 @@ hangar.attachment_writer; this module decides what to sign and reports per line.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import time
 from dataclasses import dataclass, field
@@ -86,26 +85,24 @@ class Signer:
     async def _sign_targets(
         self, ref: Reference, targets: list[Target], number: int
     ) -> ImageResult:
-        """Sign every target at once: each has its own tag, so their requests overlap."""
+        """Sign the targets one after the other (each signature's own requests overlap; the
+        images of a run do too, -j at a time)."""
         line = _current_line.get()
-        outcomes = await asyncio.gather(
-            *(self._sign_target(ref, target, line) for target in targets), return_exceptions=True
-        )
         details: list[dict[str, Any]] = []
         written = 0
         errors: list[str] = []
-        for target, outcome in zip(targets, outcomes, strict=True):
+        for target in targets:
             identity = identity_for(ref, target.digest, self.options.identity_mode)
             record: dict[str, Any] = {
                 "digest": target.digest,
                 "platform": target.label,
                 "identity": identity,
             }
-            if isinstance(outcome, HangarError):
-                record.update(action="failed", error=str(outcome))
-                errors.append(f"{target.label} {target.digest}: {outcome}")
-            elif isinstance(outcome, BaseException):
-                raise outcome  # a bug or a cancellation: the runner reports it
+            try:
+                outcome = await self._sign_target(ref, target, line)
+            except HangarError as exc:
+                record.update(action="failed", error=str(exc))
+                errors.append(f"{target.label} {target.digest}: {exc}")
             else:
                 record["action"] = outcome
                 written += outcome == "signed"
