@@ -1,11 +1,17 @@
-"""Benchmark `hangar sign` against a local docker-registry (run by hand, not in CI).
+"""Benchmark `hangar sign` against the floor (bench/floor_signer.py) on a local docker-registry
+(run by hand, not in CI).
 
-    .venv/bin/python bench/bench_sign.py --images 200 --jobs 1,8,20
-    .venv/bin/python bench/bench_sign.py --images 10000 --jobs 8     # the memory figure
+    .venv/bin/python bench/bench_sign.py --images 200 --jobs 1,8,20 --latency-ms 0,20
+    .venv/bin/python bench/bench_sign.py --images 0 --memory 10000,100000
 
-Pushes N two-platform images per run (fresh ones for each -j, so every run signs), then runs
-the real `hangar sign` command and prints signatures per second (wall clock of the whole
-command, start-up included) and the command's peak memory (VmHWM, sampled every 50 ms).
+Per latency (0: loopback; N: a proxy that delays each request by N ms) and per -j, for each
+round: fresh two-platform images for each signer, then `hangar sign` and the floor signer run
+one after the other (the order alternates by round), whole processes timed, start-up
+included. Prints signatures per second of both, their ratio (sums over the rounds), the time
+from process start to the first request, the requests hangar sent per signature (counted by
+its client, per kind), `hangar sign validate` on hangar's images (digests verified per
+second) and peak memory (VmHWM). `--memory` signs N single-manifest images at -j 8 and prints
+hangar's peak memory.
 """
 
 from __future__ import annotations
@@ -15,10 +21,13 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,11 +35,19 @@ sys.path.insert(0, str(ROOT))
 
 from hangar.reference import parse_reference  # noqa: E402
 from hangar.registry.client import RegistryClient  # noqa: E402
-from tests.support.registry import start_registry  # noqa: E402
+from tests.support.registry import RegistryServer, start_registry  # noqa: E402
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 PLATFORMS = (("linux", "amd64"), ("linux", "arm64"))
+SIGNATURES_PER_IMAGE = len(PLATFORMS) + 1  # and the index
+HANGAR = str(ROOT / ".venv/bin/hangar")
+TABLE_HEADER = (
+    "\n| latency | -j | hangar sig/s | floor sig/s | hangar/floor | start-up ms (hangar / floor)"
+    " | requests/sig | validate digests/s | peak MB |"
+)
+PYTHON = str(ROOT / ".venv/bin/python")
 
 
 def _digest(data: bytes) -> str:
@@ -41,8 +58,16 @@ def _json(document: object) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
 
 
-async def _push_one(client: RegistryClient, host: str, repo: str, tag: str, layer: bytes) -> None:
-    layer_digest = _digest(layer)
+def _descriptor(media_type: str, data: bytes) -> dict:
+    return {"mediaType": media_type, "digest": _digest(data), "size": len(data)}
+
+
+# -- images ----------------------------------------------------------------------------------
+
+
+async def _push_multiarch(
+    client: RegistryClient, host: str, repo: str, tag: str, layer: bytes
+) -> None:
     entries = []
     for os_name, arch in PLATFORMS:
         config = _json(
@@ -50,7 +75,7 @@ async def _push_one(client: RegistryClient, host: str, repo: str, tag: str, laye
                 "architecture": arch,
                 "os": os_name,
                 "created": tag,
-                "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+                "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]},
             }
         )
         await client.push_blob(host, repo, config)
@@ -58,48 +83,81 @@ async def _push_one(client: RegistryClient, host: str, repo: str, tag: str, laye
             {
                 "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
-                "config": {
-                    "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": _digest(config),
-                    "size": len(config),
-                },
-                "layers": [
-                    {
-                        "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                        "digest": layer_digest,
-                        "size": len(layer),
-                    }
-                ],
+                "config": _descriptor(OCI_CONFIG, config),
+                "layers": [_descriptor("application/vnd.oci.image.layer.v1.tar", layer)],
             }
         )
         ref = parse_reference(f"{host}/{repo}@{_digest(manifest)}")
         await client.put_manifest(ref, manifest, OCI_MANIFEST)
-        entries.append(
-            {
-                "mediaType": OCI_MANIFEST,
-                "digest": _digest(manifest),
-                "size": len(manifest),
-                "platform": {"os": os_name, "architecture": arch},
-            }
-        )
+        entry = _descriptor(OCI_MANIFEST, manifest)
+        entry["platform"] = {"os": os_name, "architecture": arch}
+        entries.append(entry)
     index = _json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
     await client.put_manifest(parse_reference(f"{host}/{repo}:{tag}"), index, OCI_INDEX)
 
 
 async def push_images(host: str, prefix: str, count: int, concurrency: int = 16) -> list[str]:
+    """`count` two-platform images in 50 repositories; returns `repo:tag` names."""
     layer = os.urandom(512)
     refs = [(f"bench/{prefix}-{i % 50}", f"v{i}") for i in range(count)]
     async with RegistryClient(tls_verify=False, max_connections=concurrency) as client:
-        await client.push_blob(host, refs[0][0], layer)
+        for repo in sorted({repo for repo, _ in refs}):
+            await client.push_blob(host, repo, layer)
         semaphore = asyncio.Semaphore(concurrency)
 
         async def one(repo: str, tag: str) -> None:
             async with semaphore:
-                await client.push_blob(host, repo, layer)
-                await _push_one(client, host, repo, tag, layer)
+                await _push_multiarch(client, host, repo, tag, layer)
 
         await asyncio.gather(*(one(repo, tag) for repo, tag in refs))
-    return [f"{host}/{repo}:{tag}" for repo, tag in refs]
+    return [f"{repo}:{tag}" for repo, tag in refs]
+
+
+async def push_single_images(
+    host: str, prefix: str, count: int, concurrency: int = 32
+) -> list[str]:
+    """`count` single-manifest images (linux/amd64) sharing one config and layer, each made
+    distinct by an annotation: one PUT per image, so 100,000 push in minutes."""
+    layer = os.urandom(512)
+    config = _json({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}})
+    repos = [f"bench/{prefix}-{n}" for n in range(100)]
+    refs = [(repos[i % len(repos)], f"v{i}") for i in range(count)]
+    async with RegistryClient(tls_verify=False, max_connections=concurrency) as client:
+        for repo in repos:
+            await client.push_blob(host, repo, layer)
+            await client.push_blob(host, repo, config)
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one(repo: str, tag: str) -> None:
+            manifest = _json(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": OCI_MANIFEST,
+                    "config": _descriptor(OCI_CONFIG, config),
+                    "layers": [_descriptor("application/vnd.oci.image.layer.v1.tar", layer)],
+                    "annotations": {"bench": tag},
+                }
+            )
+            async with semaphore:
+                ref = parse_reference(f"{host}/{repo}:{tag}")
+                await client.put_manifest(ref, manifest, OCI_MANIFEST)
+
+        await asyncio.gather(*(one(repo, tag) for repo, tag in refs))
+    return [f"{repo}:{tag}" for repo, tag in refs]
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    elapsed: float
+    status: int
+    peak_mb: float
+    startup: float | None = None  # seconds from process start to its first request
+    signatures: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    log: str = ""
 
 
 def _peak_rss_mb(pid: int) -> float | None:
@@ -115,80 +173,232 @@ def _peak_rss_mb(pid: int) -> float | None:
     return None
 
 
-def run_sign(list_file: Path, key: Path, passphrase: Path, jobs: int, workdir: Path) -> dict:
-    command = [
-        str(ROOT / ".venv/bin/hangar"),
-        "sign",
-        "-f",
-        str(list_file),
-        "-k",
-        str(key),
-        "--sigstore-passphrase-file",
-        str(passphrase),
-        "--tls-verify=false",
-        "--skip-login",
-        "-j",
-        str(jobs),
-        "-o",
-        str(workdir / f"failed-{jobs}.txt"),
-    ]
-    started = time.monotonic()
+def timed(command: list[str], log_path: Path, env: dict[str, str] | None = None) -> Run:
+    """Run `command` to its end: wall clock from start, peak memory sampled every 50 ms."""
     peak = 0.0
-    with open(workdir / f"sign-{jobs}.log", "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    with open(log_path, "w") as log:
+        started = time.monotonic()
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
         while process.poll() is None:
             peak = max(peak, _peak_rss_mb(process.pid) or 0.0)
             time.sleep(0.05)
     elapsed = time.monotonic() - started
-    return {"status": process.returncode, "elapsed": elapsed, "max_rss_mb": peak}
+    run = Run(elapsed, process.returncode, peak, log=log_path.read_text())
+    run.startup = started  # made relative by the caller, which knows the first request
+    return run
+
+
+@dataclass
+class Bed:
+    server: RegistryServer
+    work: Path
+    key: Path
+    public: Path
+    passphrase: Path
+
+    def hangar_sign(self, host: str, names: list[str], jobs: int, label: str) -> Run:
+        list_file = self._list(host, names, label)
+        counts_file = self.work / f"counts-{label}.json"
+        run = timed(
+            [
+                HANGAR, "sign", "-f", str(list_file), "-k", str(self.key),
+                "--sigstore-passphrase-file", str(self.passphrase), "--tls-verify=false",
+                "--skip-login", "-j", str(jobs), "-o", str(self.work / f"failed-{label}.txt"),
+            ],
+            self.work / f"sign-{label}.log",
+            {"HANGAR_REQUEST_COUNTS": str(counts_file)},
+        )  # fmt: skip
+        report = json.loads(counts_file.read_text()) if counts_file.exists() else {}
+        run.counts = Counter(report.get("counts", {}))
+        run.startup = _since(run.startup, report.get("first_request"))
+        run.signatures = _signatures_written(run.log)
+        return run
+
+    def floor_sign(self, host: str, names: list[str], jobs: int, label: str) -> Run:
+        list_file = self._list(host, names, label)
+        run = timed(
+            [PYTHON, str(ROOT / "bench/floor_signer.py"), str(list_file), str(self.key),
+             str(self.passphrase), str(jobs)],
+            self.work / f"floor-{label}.log",
+        )  # fmt: skip
+        try:
+            result = json.loads(run.log.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            result = {}
+        run.signatures = result.get("signatures", 0)
+        run.startup = _since(run.startup, result.get("first_request"))
+        return run
+
+    def hangar_validate(self, host: str, names: list[str], jobs: int, label: str) -> Run:
+        list_file = self._list(host, names, label)
+        run = timed(
+            [
+                HANGAR, "sign", "validate", "-f", str(list_file), "-p", str(self.public),
+                "--tls-verify=false", "-j", str(jobs),
+                "-o", str(self.work / f"vfailed-{label}.txt"),
+            ],
+            self.work / f"validate-{label}.log",
+        )  # fmt: skip
+        found = re.search(r"(\d+) digests verified", run.log)
+        run.signatures = int(found.group(1)) if found else 0
+        return run
+
+    def _list(self, host: str, names: list[str], label: str) -> Path:
+        path = self.work / f"list-{label}.txt"
+        path.write_text("".join(f"{host}/{name}\n" for name in names))
+        return path
+
+
+def _since(started: float | None, first_request: float | None) -> float | None:
+    if started is None or first_request is None:
+        return None
+    return first_request - started
+
+
+def _signatures_written(log: str) -> int:
+    found = re.search(r"(\d+) signatures written", log)
+    return int(found.group(1)) if found else 0
+
+
+class LatencyProxy:
+    def __init__(self, upstream: str, delay_ms: float) -> None:
+        self.process = subprocess.Popen(
+            [PYTHON, str(ROOT / "bench/latency_proxy.py"), "--upstream", upstream,
+             "--delay-ms", str(delay_ms)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        self.host = self.process.stdout.readline().split()[1]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+# -- the report ------------------------------------------------------------------------------
+
+
+def _rate(runs: list[Run]) -> float:
+    elapsed = sum(run.elapsed for run in runs)
+    return sum(run.signatures for run in runs) / elapsed if elapsed else 0.0
+
+
+def _ms(value: float | None) -> str:
+    return f"{value * 1000:.0f}" if value is not None else "?"
+
+
+def per_signature(runs: list[Run]) -> str:
+    counts: Counter[str] = Counter()
+    for run in runs:
+        counts.update(run.counts)
+    signatures = sum(run.signatures for run in runs) or 1
+    kinds = ", ".join(f"{kind} {n / signatures:.2f}" for kind, n in sorted(counts.items()))
+    return f"{sum(counts.values()) / signatures:.2f} ({kinds})"
+
+
+def check(run: Run, what: str) -> None:
+    if run.status != 0:
+        print(f"{what} exited {run.status}:\n{run.log[-3000:]}")
+
+
+def compare(bed: Bed, host: str, latency: float, jobs: int, images: int, rounds: int) -> str:
+    """Alternate hangar and the floor on fresh images; returns the table row."""
+    hangar_runs: list[Run] = []
+    floor_runs: list[Run] = []
+    registry = bed.server.host
+    for number in range(rounds):
+        label = f"l{latency:g}-j{jobs}-r{number}"
+        ours = asyncio.run(push_images(registry, f"h{label}", images))
+        theirs = asyncio.run(push_images(registry, f"f{label}", images))
+        order = ["hangar", "floor"] if number % 2 == 0 else ["floor", "hangar"]
+        for who in order:
+            if who == "hangar":
+                hangar_runs.append(bed.hangar_sign(host, ours, jobs, f"h{label}"))
+                check(hangar_runs[-1], "hangar sign")
+            else:
+                floor_runs.append(bed.floor_sign(host, theirs, jobs, f"f{label}"))
+                check(floor_runs[-1], "floor")
+    validate = bed.hangar_validate(host, ours, jobs, f"v-l{latency:g}-j{jobs}")
+    check(validate, "hangar sign validate")
+    hangar, floor = _rate(hangar_runs), _rate(floor_runs)
+    startup = [run.startup for run in hangar_runs if run.startup is not None]
+    floor_startup = [run.startup for run in floor_runs if run.startup is not None]
+    print(
+        f"  -j {jobs}: hangar {hangar:.1f}/s, floor {floor:.1f}/s, ratio {hangar / floor:.2f}; "
+        f"requests per signature: {per_signature(hangar_runs)}",
+        flush=True,
+    )
+    return (
+        f"| {latency:g} ms | {jobs} | {hangar:.1f} | {floor:.1f} | **{hangar / floor:.2f}** | "
+        f"{_ms(min(startup) if startup else None)} / "
+        f"{_ms(min(floor_startup) if floor_startup else None)} | "
+        f"{per_signature(hangar_runs).split(' ')[0]} | {_rate([validate]):.1f} | "
+        f"{max(run.peak_mb for run in hangar_runs):.0f} |"
+    )
+
+
+def memory(bed: Bed, count: int) -> str:
+    registry = bed.server.host
+    started = time.monotonic()
+    names = asyncio.run(push_single_images(registry, f"m{count}", count))
+    pushed = time.monotonic() - started
+    run = bed.hangar_sign(registry, names, 8, f"m{count}")
+    check(run, "hangar sign")
+    print(
+        f"  {count} lines: {run.signatures} signatures in {run.elapsed:.0f}s "
+        f"({run.signatures / run.elapsed:.1f}/s), peak {run.peak_mb:.0f} MB (pushed in "
+        f"{pushed:.0f}s)",
+        flush=True,
+    )
+    return f"| {count} | {run.signatures} | {run.elapsed:.0f} s | {run.peak_mb:.0f} MB |"
+
+
+def make_bed(work: Path, server: RegistryServer) -> Bed:
+    passphrase = work / "passphrase"
+    passphrase.write_text("bench-passphrase\n")
+    subprocess.run(
+        [HANGAR, "generate-sigstore-key", "-p", str(work / "bench"), "--passphrase-file",
+         str(passphrase), "-y"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return Bed(server, work, work / "bench.key", work / "bench.pub", passphrase)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200, help="images per run (2 platforms)")
     parser.add_argument("--jobs", default="1,8,20", help="comma-separated -j values")
+    parser.add_argument("--latency-ms", default="0,20", help="comma-separated; 0 = loopback")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each signer per cell")
+    parser.add_argument("--memory", default="", help="comma-separated line counts, e.g. 10000")
     args = parser.parse_args()
-    jobs_values = [int(value) for value in args.jobs.split(",")]
     with tempfile.TemporaryDirectory(prefix="hangar-bench-") as tmp:
-        workdir = Path(tmp)
-        server = start_registry("http", workdir / "registry")
+        server = start_registry("http", Path(tmp) / "registry")
         try:
-            passphrase = workdir / "passphrase"
-            passphrase.write_text("bench-passphrase\n")
-            subprocess.run(
-                [
-                    str(ROOT / ".venv/bin/hangar"),
-                    "generate-sigstore-key",
-                    "-p",
-                    str(workdir / "bench"),
-                    "--passphrase-file",
-                    str(passphrase),
-                    "-y",
-                ],
-                check=True,
-                capture_output=True,
-            )
-            print(
-                f"registry {server.host}; {args.images} images x {len(PLATFORMS)} platforms "
-                f"(+ the index) per run; cores: {os.cpu_count()}"
-            )
-            for jobs in jobs_values:
-                started = time.monotonic()
-                refs = asyncio.run(push_images(server.host, f"j{jobs}", args.images))
-                pushed = time.monotonic() - started
-                list_file = workdir / f"list-{jobs}.txt"
-                list_file.write_text("\n".join(refs) + "\n")
-                result = run_sign(list_file, workdir / "bench.key", passphrase, jobs, workdir)
-                signatures = args.images * (len(PLATFORMS) + 1)
-                print(
-                    f"-j {jobs:>2}: {signatures} signatures in {result['elapsed']:.1f}s = "
-                    f"{signatures / result['elapsed']:.1f} signatures/s "
-                    f"({args.images * len(PLATFORMS) / result['elapsed']:.1f} platform "
-                    f"signatures/s); peak RSS {result['max_rss_mb']:.0f} MB; exit "
-                    f"{result['status']} (pushed in {pushed:.1f}s)"
-                )
-                if result["status"] != 0:
-                    print((workdir / f"sign-{jobs}.log").read_text()[-3000:])
+            bed = make_bed(Path(tmp), server)
+            print(f"registry {server.host}; cores: {os.cpu_count()}; {args.images} images x "
+                  f"{len(PLATFORMS)} platforms + the index per run", flush=True)  # fmt: skip
+            rows = []
+            for latency in [float(v) for v in args.latency_ms.split(",") if args.images]:
+                proxy = LatencyProxy(server.host, latency) if latency else None
+                print(f"latency {latency:g} ms", flush=True)
+                try:
+                    for jobs in [int(v) for v in args.jobs.split(",")]:
+                        host = proxy.host if proxy else server.host
+                        rows.append(compare(bed, host, latency, jobs, args.images, args.rounds))
+                finally:
+                    if proxy:
+                        proxy.stop()
+            if rows:
+                print(TABLE_HEADER)
+                print("|---|---|---|---|---|---|---|---|---|")
+                print("\n".join(rows))
+            memory_rows = [memory(bed, int(n)) for n in args.memory.split(",") if n]
+            if memory_rows:
+                print("\n| lines | signatures | time | peak RSS |\n|---|---|---|---|")
+                print("\n".join(memory_rows))
         finally:
             server.stop()
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from hangar import output
 from hangar.errors import HangarError
 from hangar.reference import Reference
-from hangar.registry.client import RegistryClient
 from hangar.registry.errors import DigestMismatchError, NotFoundError, TooLargeError
 from hangar.sigstore.attachment import MAX_SIGNATURE_BLOB, Attachment, SignatureLayer
 
@@ -26,6 +26,14 @@ CONSEQUENCE = (
     "podman/CRI-O reject the image when any layer of its .sig attachment cannot be read, "
     "even beside a valid signature"
 )
+
+
+class BlobReader(Protocol):
+    """The one registry operation needed here (RegistryClient, the write protocol's store)."""
+
+    async def get_blob(
+        self, registry: str, repository: str, digest: str, *, max_size: int
+    ) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -45,12 +53,21 @@ class LayerBlob:
 
 
 async def fetch_layer_blobs(
-    client: RegistryClient, ref: Reference, attachment: Attachment
+    client: BlobReader, ref: Reference, attachment: Attachment
 ) -> list[LayerBlob]:
     """Every layer's bytes, capped as containers/image caps them. Registry errors other than
     the layer's own (auth, network) propagate: they are about the registry, not the layer."""
-    fetches = (_fetch(client, ref, index, layer) for index, layer in enumerate(attachment.layers))
-    return list(await asyncio.gather(*fetches))
+    # Layers that name the same blob share one fetch (1000 copies of a layer: one GET).
+    shared: dict[str, asyncio.Future[LayerBlob]] = {}
+    for index, layer in enumerate(attachment.layers):
+        if layer.digest not in shared:
+            shared[layer.digest] = asyncio.ensure_future(_fetch(client, ref, index, layer))
+    await asyncio.gather(*shared.values())
+    blobs = []
+    for index, layer in enumerate(attachment.layers):
+        fetched = shared[layer.digest].result()
+        blobs.append(LayerBlob(index, layer, fetched.data, fetched.problem))
+    return blobs
 
 
 MISSING = "blob unknown to registry"
@@ -98,7 +115,7 @@ def unreadable_warning(blobs: list[LayerBlob]) -> str | None:
 
 
 async def _fetch(
-    client: RegistryClient, ref: Reference, index: int, layer: SignatureLayer
+    client: BlobReader, ref: Reference, index: int, layer: SignatureLayer
 ) -> LayerBlob:
     if not _BLOB_DIGEST.fullmatch(layer.digest):  # never put such text in a URL
         return LayerBlob(index, layer, None, f"invalid digest {layer.digest!r}")

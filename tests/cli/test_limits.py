@@ -373,3 +373,22 @@ def test_attachment_at_1000_layers_is_checked_in_bounded_time(
     line = log_line(signed.stderr, f" {ref}: ", "would hold 1001 layers, more than 1000")
     documented("attachment-at-1000-layers-sign", 1, line, subs)
     assert len(read_attachment_layers(registry_http, image)) == 1000
+
+
+def test_layers_sharing_one_blob_fetch_it_once(
+    registry_http: RegistryServer, home: Path, tmp_path: Path, subs: dict[str, str]
+) -> None:
+    """1000 layers naming one payload: validate and sign's "already signed" check each fetch
+    that blob once, not once per layer."""
+    image, list_file, _ = bloated_attachment(registry_http, home, tmp_path, subs, 1000)
+    _, _, signed = read_attachment(registry_http, image.repository, image.digest)
+    blob_path = f"/blobs/{signed[0].descriptor['digest']} -> 200"
+    validated = run_hangar([*validate_args(list_file, KEY2_PUB), "--debug"], home)
+    assert validated.returncode == 0, validated.stderr
+    assert validated.stderr.count(blob_path) == 1
+    again = run_hangar(
+        [*sign_args(list_file, registry_http, key=KEY2, passphrase=KEY2_PASS), "--debug"], home
+    )
+    assert again.returncode == 0, again.stderr
+    assert "1 already signed" in again.stderr
+    assert again.stderr.count(blob_path) == 1

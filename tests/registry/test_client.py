@@ -827,3 +827,30 @@ def test_errors_are_hangar_errors_with_attributes() -> None:
     error = NotFoundError("image x not found", registry="r", status=404, code="NAME_UNKNOWN")
     assert isinstance(error, RegistryError)
     assert (error.registry, error.status, error.code) == ("r", 404, "NAME_UNKNOWN")
+
+
+def test_requests_are_counted_per_kind_and_reported(
+    registry_http: RegistryServer,
+    isolated_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repository = unique_repo()
+    report = tmp_path / "counts.json"
+    monkeypatch.setenv("HANGAR_REQUEST_COUNTS", str(report))
+
+    async def scenario() -> RegistryClient:
+        async with make_client(tls_verify=False) as client:
+            await client.push_blob(registry_http.host, repository, b"counted", check_exists=False)
+            ref = parse_reference(f"{registry_http.host}/{repository}:missing")
+            assert await client.head_manifest(ref) is None
+            client.report_requests()
+            return client
+
+    client = run(scenario())
+    # two pings: HTTPS first (refused by this plain-HTTP registry), then HTTP
+    expected = {"GET ping": 2, "POST upload": 1, "PUT upload": 1, "HEAD manifest": 1}
+    assert dict(client.request_counts) == expected
+    written = json.loads(report.read_text())
+    assert written["counts"] == expected
+    assert written["first_request"] == client.first_request

@@ -132,7 +132,7 @@ async def _sign_run(key, options, jobs, prepared, flags):
             await interrupts.guard(ensure_logins(client, prepared.registries, interrupts))
         signer = Signer(client, key, options)
         # The final check's losses are failed lines too: they go to the failed file.
-        return await run_list(
+        summary = await run_list(
             signer.sign_entry,
             flags,
             prepared,
@@ -142,6 +142,8 @@ async def _sign_run(key, options, jobs, prepared, flags):
             finalize=lambda: signer.confirm(concurrency=jobs),
             client=client,
         )
+        client.report_requests()
+        return summary
 
 
 def _dry_run(flags) -> int:

@@ -151,7 +151,7 @@ async def _validate_run(keys, context, options, jobs, prepared, flags):
             validator = PolicyValidator(client, context, options)
         else:
             validator = Validator(client, keys, options)
-        return await run_list(
+        summary = await run_list(
             validator.validate_entry,
             flags,
             prepared,
@@ -160,6 +160,8 @@ async def _validate_run(keys, context, options, jobs, prepared, flags):
             interrupts=interrupts,
             client=client,
         )
+        client.report_requests()
+        return summary
 
 
 # Flags that approximate a policy; with --policy the policy itself says all of it.

@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
+import os
 import ssl
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
@@ -83,6 +86,7 @@ DEFAULT_MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 ERROR_BODY_LIMIT = 64 * 1024
 TOKEN_BODY_LIMIT = 1024 * 1024  # containers/image: iolimits.MaxAuthTokenBodySize
 MAX_REDIRECTS = 5
+REQUEST_COUNTS_ENV = "HANGAR_REQUEST_COUNTS"
 # A failed first contact with a registry is remembered this long, so that a thousand jobs
 # waiting on it fail at once instead of each trying again.
 PING_FAILURE_TTL = 30.0
@@ -192,6 +196,10 @@ class RegistryClient:
         self._tokens = TokenCache()
         # HTTPS_PROXY/HTTP_PROXY/NO_PROXY as podman reads them (see registry/proxy.py).
         self._proxies = proxy_module.ProxySettings.from_environ()
+        # HTTP exchanges sent, per "METHOD kind" (kind: manifest, blob, upload, ping, token):
+        # retries and redirect hops each count, as they cost a round trip.
+        self.request_counts: Counter[str] = Counter()
+        self.first_request: float | None = None  # time.monotonic() (start-up, in the benchmark)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -212,6 +220,16 @@ class RegistryClient:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+    def report_requests(self) -> None:
+        """The requests this client sent, per kind: a debug line, and a JSON file at
+        $HANGAR_REQUEST_COUNTS when set (the benchmark reads it)."""
+        counts = dict(sorted(self.request_counts.items()))
+        output.debug("requests sent: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        path = os.environ.get(REQUEST_COUNTS_ENV)
+        if path:
+            with open(path, "w", encoding="utf-8") as sink:
+                json.dump({"counts": counts, "first_request": self.first_request}, sink)
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -597,6 +615,9 @@ class RegistryClient:
                 headers["Authorization"] = authorization
             started = time.perf_counter()
             proxy = self._proxies.for_url(url)
+            self.request_counts[f"{method} {_kind(url.path)}"] += 1
+            if self.first_request is None:
+                self.first_request = time.monotonic()
             async with session.request(
                 method,
                 url,
@@ -1081,6 +1102,17 @@ def _host_port(url: URL) -> str:
 
 def _challenge_key(challenge: Challenge) -> tuple[str, str | None, str | None]:
     return challenge.scheme, challenge.realm, challenge.params.get("service")
+
+
+def _kind(path: str) -> str:
+    """What a request is about, from its path (for request_counts)."""
+    if "/blobs/uploads/" in path:
+        return "upload"
+    if "/blobs/" in path:
+        return "blob"
+    if "/manifests/" in path:
+        return "manifest"
+    return "ping" if path.rstrip("/") == "/v2" else "token"
 
 
 def _base_type(content_type: str | None) -> str:
