@@ -26,8 +26,12 @@ from hangar import output
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
 
-Status = Literal["signed", "already-signed", "skipped", "failed", "passed"]
-OK_STATUSES = ("signed", "already-signed", "skipped", "passed")
+Status = Literal[
+    "signed", "already-signed", "skipped", "failed", "passed", "removed", "nothing-to-remove"
+]
+OK_STATUSES = ("signed", "already-signed", "skipped", "passed", "removed", "nothing-to-remove")
+# A line the final check fails was counted as one of these (sign, sign remove).
+WRITTEN_STATUSES = ("signed", "removed")
 
 
 @dataclass
@@ -219,8 +223,9 @@ class Runner:
         for text in dict.fromkeys(texts):  # once per line, in order
             self.failed.add(text)
             counts = self.summary.counts
-            if counts.get("signed", 0) > 0:
-                counts["signed"] -= 1
+            written = next((s for s in WRITTEN_STATUSES if counts.get(s, 0) > 0), None)
+            if written is not None:
+                counts[written] -= 1
             counts["failed"] = counts.get("failed", 0) + 1
 
     async def _run_workers(self, numbered: Iterator[tuple[int, ListEntry]]) -> None:

@@ -118,6 +118,14 @@ def print_summary(summary: Summary, verb: str, noun: str, failed_path: Path) -> 
             f"{counts.get('failed', 0)} failed",
         ]
         tail = f"{summary.signatures} signatures written"
+    elif verb == "remove":
+        parts = [
+            f"{counts.get('removed', 0)} removed",
+            f"{counts.get('nothing-to-remove', 0)} nothing to remove",
+            f"{counts.get('skipped', 0)} skipped",
+            f"{counts.get('failed', 0)} failed",
+        ]
+        tail = f"{summary.signatures} signatures removed"
     else:
         parts = [
             f"{counts.get('passed', 0)} passed",

@@ -134,9 +134,11 @@ async def _sign_run(key, options, jobs, total, registries, flags):
 
 
 def _register_validate() -> None:
+    from hangar.cli.remove import remove
     from hangar.cli.validate import validate
 
     sign.add_command(validate)
+    sign.add_command(remove)
 
 
 _register_validate()
