@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from tests.cli.test_bad_input import documented
 from tests.support import http
 from tests.support.cli import (
     HANGAR,
@@ -195,7 +196,9 @@ def test_a_registry_without_deletes_says_what_to_enable(
     result = run_hangar(remove_args(list_file, "-p", str(KEY1_PUB)), home, cwd=tmp_path)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("[ERRO]")]
-    assert any("storage.delete.enabled" in error and line in error for error in errors), errors
+    refused = next(error for error in errors if "storage.delete.enabled" in error)
+    assert line in refused
+    documented("remove-deletes-refused", 1, refused, {server.host: "REGISTRY", repo: "REPO"})
     assert "Traceback" not in result.stderr
     assert (tmp_path / "sign-failed.txt").read_text().splitlines() == [line]
     assert tag_digests(server, repo, [image.digest]) == before
@@ -272,14 +275,18 @@ def test_ctrl_c_stops_new_images_and_lists_the_rest(
 
 def test_flag_errors_are_one_line(home: Path, tmp_path: Path) -> None:
     list_file = write_list(tmp_path / "list", "127.0.0.1:1/a/b:v1")
+    listed = ["sign", "remove", "-f", str(list_file)]
     cases = [
-        (["sign", "remove", "-f", str(list_file)], "say what to remove"),
-        (["sign", "remove", "-f", str(list_file), "--all", "-p", str(KEY1_PUB)], "--all"),
-        (["sign", "remove", "-f", str(list_file), "--unverified"], "--keep-pubkey"),
-        (["sign", "remove", "-p", str(KEY1_PUB)], "-f/--file is required"),
+        ("usage-remove-nothing-chosen", listed, "say what to remove"),
+        ("usage-remove-all-with-keys", [*listed, "--all", "-p", str(KEY1_PUB)], "--all"),
+        ("usage-remove-unverified-alone", [*listed, "--unverified"], "--keep-pubkey"),
+        ("usage-remove-keep-alone", [*listed, "--keep-pubkey", str(KEY1_PUB)], "--unverified"),
+        ("usage-remove-no-list", ["sign", "remove", "-p", str(KEY1_PUB)], "-f/--file"),
     ]
-    for args, message in cases:
+    for case, args, message in cases:
         result = run_hangar(args, home)
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        documented(case, 2, result.stderr.strip(), {})

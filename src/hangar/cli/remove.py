@@ -104,6 +104,8 @@ def _rule(flags, load_public_key):
     pubkeys, keep = flags["pubkeys"], flags["keep_pubkeys"]
     if flags["everything"] and (pubkeys or flags["unverified"] or keep):
         raise click.UsageError("--all removes every signature: give it alone, without -p or keys")
+    if keep and not flags["unverified"]:
+        raise click.UsageError("--keep-pubkey goes with --unverified")
     if not (pubkeys or flags["unverified"] or flags["everything"]):
         raise click.UsageError(
             "say what to remove: -p/--sigstore-pubkey FILE, --unverified --keep-pubkey FILE, "
@@ -113,8 +115,6 @@ def _rule(flags, load_public_key):
         raise click.UsageError(
             "--unverified needs --keep-pubkey FILE: the keys whose signatures stay"
         )
-    if keep and not flags["unverified"]:
-        raise click.UsageError("--keep-pubkey goes with --unverified")
     return RemovalRule(
         remove_keys=tuple(load_public_key(path) for path in pubkeys),
         keep_keys=tuple(load_public_key(path) for path in keep),

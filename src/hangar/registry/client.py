@@ -361,10 +361,11 @@ class RegistryClient:
         error = self._error(response, call)
         if response.status == 405 or error.code == "UNSUPPORTED":
             raise DeletesRefusedError(
-                f"registry {ref.registry} refuses to delete manifests, so {ref} keeps the "
-                "signatures that were to be removed",
-                hint="enable deletes on the registry (distribution: storage.delete.enabled: "
-                "true; Harbor, Quay, cloud registries: allow deleting tags) and run again",
+                f"registry {ref.registry} refuses to delete manifests (HTTP "
+                f"{response.status} {error.code or ''}".rstrip()
+                + "): the signature tag keeps the signatures to remove",
+                hint="enable deletes on the registry, for distribution storage.delete.enabled: "
+                "true in its config, then run the same command again",
                 registry=ref.registry,
                 status=response.status,
                 code=error.code,
