@@ -180,6 +180,12 @@ class DropLayers:
         upload = self.store.push_blob(sig_ref.registry, sig_ref.repository, config_bytes)
         return Edit(manifest_bytes, (upload,))
 
+    def release(self) -> None:
+        """Forget the payloads read (kept until the end of the run for `confirm`, a change
+        must stay small; confirm fetches again what it needs)."""
+        self._payloads.clear()
+        self._pending = (None, [])
+
     async def after_blob_race(self) -> None:
         return None  # our manifest refers to existing layers and a config checked first
 
@@ -266,7 +272,9 @@ class Remover:
                 output.info(f"Nothing to remove {where}", image=number)
             return len(matches)
         change = DropLayers(self.client, sig_ref, self.options.rule, _current_line.get())
-        if not await self.writer.apply(change):
+        wrote = await self.writer.apply(change)
+        change.release()
+        if not wrote:
             record.update(action="nothing-to-remove", layers=[])
             output.info(f"Nothing to remove {where}", image=number)
             return 0

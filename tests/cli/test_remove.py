@@ -36,7 +36,7 @@ from tests.support.cli import (
 )
 from tests.support.images import VECTOR_ATTACHMENT, push_image, push_vector_attachment
 from tests.support.paths import VECTORS
-from tests.support.registry import RegistryServer
+from tests.support.registry import RegistryServer, write_auth_json
 
 KEY3 = VECTORS / "cimage-keys" / "key3.private"
 KEY3_PASS = VECTORS / "cimage-keys" / "key3.passphrase"
@@ -290,3 +290,33 @@ def test_flag_errors_are_one_line(home: Path, tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
         assert len(result.stderr.splitlines()) == 1, result.stderr
         documented(case, 2, result.stderr.strip(), {})
+
+
+def test_token_registry_grants_the_delete_and_the_report_lists_each_digest(
+    registry_token: RegistryServer, home: Path, tmp_path: Path
+) -> None:
+    """distribution asks a token for "delete" on a manifest DELETE; removing the only
+    signature of each digest deletes its tag."""
+    repo = repo_name("token")
+    image = push_image(registry_token, repo, "v1", kind="oci-index", platforms=["linux/amd64"])
+    assert registry_token.username and registry_token.password
+    write_auth_json(
+        home / ".config/containers/auth.json",
+        registry_token.host,
+        registry_token.username,
+        registry_token.password,
+    )
+    list_file = write_list(tmp_path / "list", f"{registry_token.host}/{repo}:v1")
+    assert run_hangar(sign_args(list_file, registry_token), home, cwd=tmp_path).returncode == 0
+    assert len(signed_tags(registry_token, repo)) == 2  # the platform and the index
+    report = tmp_path / "report.json"
+    args = remove_args(list_file, "--all", "--report", str(report))
+    result = run_hangar(args, home, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert signed_tags(registry_token, repo) == set()
+    (record,) = json.loads(report.read_text())
+    assert record["status"] == "removed"
+    assert {d["digest"]: d["action"] for d in record["digests"]} == {
+        image.platforms["linux/amd64"]: "removed-tag",
+        image.digest: "removed-tag",
+    }
