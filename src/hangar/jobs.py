@@ -38,7 +38,7 @@ WRITTEN_STATUSES = ("signed", "removed")
 class ImageResult:
     status: Status
     message: str = ""
-    signatures: int = 0  # signatures written (sign) or verified digests (validate)
+    signatures: int = 0  # signatures written (sign) or removed, or verified digests (validate)
     details: list[dict[str, Any]] = field(default_factory=list)
 
 
