@@ -46,11 +46,13 @@ def registry_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
 
 @pytest.fixture
 def make_registry(tmp_path: Path) -> Iterator[Callable[..., RegistryServer]]:
-    """`make_registry(kind, tls=None)`: a fresh registry, stopped when the test ends."""
+    """`make_registry(kind, tls=None, deletes=True)`: a fresh registry, stopped when the test
+    ends."""
     started: list[RegistryServer] = []
 
-    def make(kind: str, *, tls: bool | None = None) -> RegistryServer:
-        server = start_registry(kind, tmp_path / f"registry-{len(started)}-{kind}", tls=tls)
+    def make(kind: str, *, tls: bool | None = None, deletes: bool = True) -> RegistryServer:
+        workdir = tmp_path / f"registry-{len(started)}-{kind}"
+        server = start_registry(kind, workdir, tls=tls, deletes=deletes)
         started.append(server)
         return server
 

@@ -35,7 +35,7 @@ import random
 import statistics
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -137,6 +137,13 @@ class SignatureStore(Protocol):
         """PUT; StaleRequestError when `deadline` (time.monotonic()) passed before sending."""
         ...
 
+    async def delete_manifest(
+        self, ref: Reference, digest: str, *, deadline: float | None = None
+    ) -> None:
+        """DELETE by digest (a tag that moved on stays); NotFoundError when gone already,
+        DeletesRefusedError where the registry does not delete, StaleRequestError as PUT."""
+        ...
+
 
 class TagLocks:
     """One asyncio lock per `.sig` tag, dropped when nobody holds or waits for it."""
@@ -186,6 +193,52 @@ class _WriteFailed(Exception):
     def __init__(self, error: RegistryError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """What one attempt of a change writes: the new manifest (None: delete the tag, nothing
+    remains), once `uploads` (the blobs it refers to) are done."""
+
+    manifest: bytes | None
+    uploads: tuple[Awaitable[str], ...] = ()
+
+
+class Change(Protocol):
+    """One edit of a `.sig` tag (add a signature, drop some layers), applied by the merge loop
+    to whatever the tag holds at each fresh read, never to an older one."""
+
+    sig_ref: Reference
+    line: str  # the list line, for the failed file
+    what: str  # "signature": for messages ("our signature is missing")
+    manifest_digest: str  # the tag's digest after our last write ("" once we deleted it)
+    writes: int  # writes made (PUTs, DELETEs)
+
+    @property
+    def lock_key(self) -> str: ...
+
+    async def in_place(self, read: _Read, attachment: Attachment | None, *, first: bool) -> bool:
+        """True when the tag, as read, needs no write for this change (it is there already,
+        or there is nothing to do). `first`: the caller judged this read already."""
+        ...
+
+    async def edit(
+        self, read: _Read, attachment: Attachment | None, *, first: bool, blob_race: bool
+    ) -> Edit:
+        """The write that applies the change to the tag as read (in_place was False)."""
+        ...
+
+    async def after_blob_race(self) -> None:
+        """A PUT was refused on a blob another writer was re-linking: make sure ours exist."""
+        ...
+
+    def gave_up(self) -> HangarError:
+        """The error when the tag kept changing under MAX_MERGE_ATTEMPTS writes."""
+        ...
+
+    def undone(self) -> HangarError:
+        """The error when other writers kept undoing the change through every confirm round."""
+        ...
 
 
 async def already_signed(
@@ -243,6 +296,109 @@ def _has_layer(attachment: Attachment, item: Written) -> bool:
     )
 
 
+class _AddSignature:
+    """The change `sign` makes: add `item.new` to the tag (a Change; see AttachmentWriter)."""
+
+    def __init__(
+        self,
+        writer: AttachmentWriter,
+        item: Written,
+        payload: Awaitable[str] | None,
+        fresh_config: Awaitable[str] | None,
+    ) -> None:
+        self.writer = writer
+        self.item = item
+        self.payload = payload  # the payload upload, to finish before a PUT refers to it
+        self.fresh_config = fresh_config  # a new tag's config, uploaded beside the read
+        self.equivalent = False  # the tag turned out to hold this key's signature already
+        self.what = "signature"
+
+    @property
+    def sig_ref(self) -> Reference:
+        return self.item.sig_ref
+
+    @property
+    def line(self) -> str:
+        return self.item.line
+
+    @property
+    def lock_key(self) -> str:
+        return self.item.lock_key
+
+    @property
+    def manifest_digest(self) -> str:
+        return self.item.manifest_digest
+
+    @manifest_digest.setter
+    def manifest_digest(self, value: str) -> None:
+        self.item.manifest_digest = value
+
+    @property
+    def writes(self) -> int:
+        return self.item.writes
+
+    @writes.setter
+    def writes(self, value: int) -> None:
+        self.item.writes = value
+
+    async def in_place(self, read: _Read, attachment: Attachment | None, *, first: bool) -> bool:
+        if read.manifest and attachment and _has_layer(attachment, self.item):
+            self.item.manifest_digest = read.manifest.digest
+            return True  # already there (an earlier attempt landed)
+        if not first and attachment and await self.writer._equivalent(self.item, attachment):
+            # What we first read was not the whole story (a false 404, a concurrent
+            # writer with this key): the key's signature is there, a second one is noise.
+            self.equivalent = True
+            return True
+        return False
+
+    async def edit(
+        self, read: _Read, attachment: Attachment | None, *, first: bool, blob_race: bool
+    ) -> Edit:
+        """After a blob race the config is checked before its upload (an upload of existing
+        bytes would rewrite the link another writer's PUT is checking)."""
+        store, sig_ref = self.writer.store, self.item.sig_ref
+        config = None
+        if attachment is not None:
+            config = await store.get_blob(
+                sig_ref.registry,
+                sig_ref.repository,
+                attachment.config["digest"],
+                max_size=MAX_SIGNATURE_BLOB,
+            )
+        manifest_bytes, config_bytes = append_signatures(attachment, config, [self.item.new])
+        config_upload: Awaitable[str]
+        if attachment is None and first and self.fresh_config is not None:
+            config_upload = self.fresh_config  # the same bytes, uploaded beside the read
+        else:  # the config lists the new payload digest, so it is new content too
+            config_upload = store.push_blob(
+                sig_ref.registry, sig_ref.repository, config_bytes, check_exists=blob_race
+            )
+        uploads = (config_upload, *([self.payload] if self.payload is not None else []))
+        return Edit(manifest_bytes, uploads)
+
+    async def after_blob_race(self) -> None:
+        # Ours must exist; upload it only if missing, so its link is not rewritten.
+        sig_ref = self.item.sig_ref
+        await self.writer.store.push_blob(
+            sig_ref.registry, sig_ref.repository, self.item.new.payload
+        )
+
+    def gave_up(self) -> HangarError:
+        sig_ref = self.item.sig_ref
+        return HangarError(
+            f"could not write the signature of {sig_ref.name} to tag {sig_ref.tag}: it kept "
+            f"changing under {MAX_MERGE_ATTEMPTS} concurrent writes",
+            hint="run the command again; signatures already written are kept",
+        )
+
+    def undone(self) -> HangarError:
+        return HangarError(
+            f"another writer dropped our signature {CONFIRM_ROUNDS} times",
+            hint="run the same command again; it adds only what is missing",
+        )
+
+
 class AttachmentWriter:
     """Writes signatures into `.sig` tags through `store`, and confirms them at the end."""
 
@@ -259,6 +415,7 @@ class AttachmentWriter:
         self.force = force  # add a signature even where this key already signed
         self.locks = TagLocks()
         self.journal = WriteJournal()
+        self.applied: list[Change] = []  # changes made through `apply`, for `confirm`
         self.last_write = 0.0  # time.monotonic() of our last PUT's answer
         self.slowest_put = 0.0  # seconds
         self.round_trips: deque[float] = deque(maxlen=ROUND_TRIP_SAMPLES)
@@ -323,6 +480,18 @@ class AttachmentWriter:
             self.journal.append(item)
         return outcome
 
+    async def apply(self, change: Change) -> bool:
+        """Apply another kind of change (see Change) through the same protocol as `write`:
+        serialized per tag, merged into each fresh read, checked at the end by `confirm`.
+        True when a write was made. HangarError when it cannot be made."""
+        async with self.locks.hold(change.lock_key):
+            writes = change.writes
+            await self._merge(change)
+        if change.writes == writes:
+            return False
+        self.applied.append(change)
+        return True
+
     def _speculate(self) -> bool:
         """Upload the payload while the tag is read? Yes unless most tags so far were signed
         already (a re-run), where that upload would be wasted. The config a new tag would get
@@ -360,7 +529,19 @@ class AttachmentWriter:
         the upload of the config a new tag gets, if started already. Gives up after
         MAX_MERGE_ATTEMPTS lost races, or when the PUT keeps failing.
         """
-        sig_ref = item.sig_ref
+        change = _AddSignature(self, item, payload, fresh_config)
+        await self._merge(change, known=known)
+        return None if change.equivalent else item.manifest_digest
+
+    async def _merge(self, change: Change, *, known: _Read | None = None) -> None:
+        """Apply `change` to its tag until a write of it lands, or the tag needs none: read,
+        let the change judge and edit what was read, check the tag is still that, write.
+
+        `known`: the tag as the caller just read it (its first attempt needs no other read).
+        After a write, `change.manifest_digest` is the tag's digest ("" when deleted).
+        Gives up after MAX_MERGE_ATTEMPTS lost races, or when the write keeps failing.
+        """
+        sig_ref = change.sig_ref
         blob_race: RegistryError | None = None  # the last race lost was on a blob
         lost_races = write_failures = attempt = 0
         while lost_races < MAX_MERGE_ATTEMPTS:
@@ -370,24 +551,13 @@ class AttachmentWriter:
             attempt += 1
             read = known if first and known else await self._read(sig_ref)
             attachment = parse_attachment(read.manifest.data) if read.manifest else None
-            if read.manifest and attachment and _has_layer(attachment, item):
-                item.manifest_digest = read.manifest.digest
-                return read.manifest.digest  # already there (an earlier attempt landed)
-            if not first and attachment and await self._equivalent(item, attachment):
-                # What we first read was not the whole story (a false 404, a concurrent
-                # writer with this key): the key's signature is there, a second one is noise.
-                return None
+            if await change.in_place(read, attachment, first=first):
+                return
             if known is None and attempt == 1:  # the confirm pass: ours went missing
-                output.debug(f"{sig_ref}: confirm: our signature is missing, writing it again")
+                output.debug(f"{sig_ref}: confirm: our {change.what} is missing, writing it again")
             try:
-                result = await self._put_merged(
-                    item,
-                    read,
-                    attachment,
-                    payload,
-                    fresh_config if first else None,
-                    careful=not first,
-                    blob_race=blob_race,
+                result = await self._write_edit(
+                    change, read, attachment, first=first, blob_race=blob_race
                 )
             except _WriteFailed as failed:
                 write_failures += 1
@@ -402,8 +572,7 @@ class AttachmentWriter:
                     raise
                 blob_race, lost_races = exc, lost_races + 1
                 output.debug(f"{sig_ref}: a blob changed under our write, again ({attempt})")
-                # Ours must exist; upload it only if missing, so its link is not rewritten.
-                await self.store.push_blob(sig_ref.registry, sig_ref.repository, item.new.payload)
+                await change.after_blob_race()
                 continue
             if result == "changed":
                 blob_race, lost_races = None, lost_races + 1
@@ -413,66 +582,44 @@ class AttachmentWriter:
                 blob_race, lost_races = None, lost_races + 1
                 output.debug(f"{sig_ref}: the check before our write is stale, merging again")
                 continue
-            item.writes += 1
-            item.manifest_digest = result
-            return result
+            change.writes += 1
+            change.manifest_digest = result
+            return
         if blob_race is not None:
             raise blob_race  # the registry's own words: a blob it does not find
-        raise HangarError(
-            f"could not write the signature of {sig_ref.name} to tag {sig_ref.tag}: it kept "
-            f"changing under {MAX_MERGE_ATTEMPTS} concurrent writes",
-            hint="run the command again; signatures already written are kept",
-        )
+        raise change.gave_up()
 
-    async def _put_merged(
+    async def _write_edit(
         self,
-        item: Written,
+        change: Change,
         read: _Read,
         attachment: Attachment | None,
-        payload: Awaitable[str] | None,
-        fresh_config: Awaitable[str] | None,
         *,
-        careful: bool,
+        first: bool,
         blob_race: RegistryError | None,
     ) -> str | Literal["changed", "stale"]:
-        """PUT the merge of `item.new` into what `read` found; its digest, or why not.
+        """Write the change's edit of what `read` found; the new digest ("" for a delete),
+        or why not.
 
-        The check the PUT relies on: the read itself on a first attempt into an existing tag
-        (checked again if the uploads took too long); a HEAD just before the PUT after a lost
-        race (`careful`) and before creating a tag (a 404 may be false). After a blob race the
-        config is checked before its upload (an upload of existing bytes would rewrite the
-        link another writer's PUT is checking)."""
-        sig_ref = item.sig_ref
-        config = None
-        if attachment is not None:
-            config = await self.store.get_blob(
-                sig_ref.registry,
-                sig_ref.repository,
-                attachment.config["digest"],
-                max_size=MAX_SIGNATURE_BLOB,
-            )
-        manifest_bytes, config_bytes = append_signatures(attachment, config, [item.new])
-        if attachment is None and fresh_config is not None:
-            config_upload = fresh_config  # the same bytes, uploaded beside the read
-        else:  # the config lists the new payload digest, so it is new content too
-            config_upload = self.store.push_blob(
-                sig_ref.registry,
-                sig_ref.repository,
-                config_bytes,
-                check_exists=blob_race is not None,
-            )
-        await asyncio.gather(config_upload, *([payload] if payload is not None else []))
+        The check the write relies on: the read itself on a first attempt into an existing tag
+        (checked again if the uploads took too long); a HEAD just before the write after a
+        lost race and before creating a tag (a 404 may be false)."""
+        sig_ref = change.sig_ref
+        edit = await change.edit(read, attachment, first=first, blob_race=blob_race is not None)
+        await asyncio.gather(*edit.uploads)
         check = read
-        if careful or read.manifest is None:
+        if not first or read.manifest is None:
             check = await self._read_head(sig_ref)
         elif self._too_old(check):
             # The uploads took long (retries, a loaded registry): check again rather than
-            # send a PUT that the deadline would stop, or that lands on a stale read.
+            # send a write that the deadline would stop, or that lands on a stale read.
             output.debug(f"{sig_ref}: the check before our write is stale, checking again")
             check = await self._read_head(sig_ref)
         if check.digest != read.digest:
             return "changed"
-        return await self._put(sig_ref, manifest_bytes, check)
+        if edit.manifest is None:
+            return await self._delete(sig_ref, check)
+        return await self._put(sig_ref, edit.manifest, check)
 
     def _too_old(self, check: _Read) -> bool:
         """Would a PUT sent now (taking a typical round trip) start past the check's
@@ -492,6 +639,23 @@ class AttachmentWriter:
         self.last_write = time.monotonic()
         self.slowest_put = max(self.slowest_put, self.last_write - started)
         return digest
+
+    async def _delete(self, sig_ref: Reference, check: _Read) -> Literal["", "changed", "stale"]:
+        """DELETE the manifest `check` found, by digest: a tag another writer moved on in the
+        meantime is not touched (the registry only untags what names that digest)."""
+        assert check.digest is not None
+        started = time.monotonic()
+        try:
+            await self.store.delete_manifest(sig_ref, check.digest, deadline=check.fresh_until)
+        except StaleRequestError:
+            return "stale"
+        except NotFoundError:
+            return "changed"  # gone already: read again to see what is there
+        except (ServerError, UnreachableError, RegistryTimeoutError) as exc:
+            raise _WriteFailed(exc) from exc
+        self.last_write = time.monotonic()
+        self.slowest_put = max(self.slowest_put, self.last_write - started)
+        return ""
 
     async def _read(self, sig_ref: Reference) -> _Read:
         sent = time.monotonic()
@@ -563,13 +727,14 @@ class AttachmentWriter:
         """
         gate = asyncio.Semaphore(max(1, concurrency))
         lost: list[str] = []
-        pending: list[Written] = []
+        pending: list[Change] = []
         await self._settle()
-        for batch in self.journal.batches(CONFIRM_BATCH):
+        for batch in self._written_changes():
             lost_now, rewritten = await self._confirm_round(batch, gate, rewrite=True)
             lost += lost_now
             pending += rewritten
         self.journal.close()
+        self.applied = []
         for round_number in range(1, CONFIRM_ROUNDS + 1):
             if not pending:
                 break
@@ -579,13 +744,21 @@ class AttachmentWriter:
             lost += lost_now
         return lost
 
+    def _written_changes(self) -> Iterator[list[Change]]:
+        """What this run wrote, CONFIRM_BATCH at a time: the journal's signatures, then the
+        changes made through `apply`."""
+        for batch in self.journal.batches(CONFIRM_BATCH):
+            yield [_AddSignature(self, item, None, None) for item in batch]
+        for start in range(0, len(self.applied), CONFIRM_BATCH):
+            yield self.applied[start : start + CONFIRM_BATCH]
+
     async def _confirm_round(
-        self, items: list[Written], gate: asyncio.Semaphore, *, rewrite: bool
-    ) -> tuple[list[str], list[Written]]:
+        self, items: list[Change], gate: asyncio.Semaphore, *, rewrite: bool
+    ) -> tuple[list[str], list[Change]]:
         """Check `items`; returns the lines lost and the items rewritten (to check again).
         Items the registry could not answer for are checked again until CONFIRM_PATIENCE."""
         lost: list[str] = []
-        rewritten: list[Written] = []
+        rewritten: list[Change] = []
         patience = time.monotonic() + CONFIRM_PATIENCE
         attempt = 0
         while items:
@@ -619,37 +792,32 @@ class AttachmentWriter:
             await asyncio.sleep(wait)
 
     async def _confirm_one(
-        self, item: Written, gate: asyncio.Semaphore, *, rewrite: bool
+        self, item: Change, gate: asyncio.Semaphore, *, rewrite: bool
     ) -> Literal["ok", "rewritten", "lost"] | RegistryError:
         """The item's verdict, or the error of a registry that could not answer (to retry)."""
         writes = item.writes
         async with gate:
             try:
                 head = await self.store.head_manifest(item.sig_ref)
-                if head is not None and head[0] == item.manifest_digest:
-                    return "ok"
-                output.debug(f"{item.sig_ref}: confirm: the tag moved on, checking our signature")
+                if (head[0] if head else "") == item.manifest_digest:
+                    return "ok"  # as we left it (for a deleted tag: still absent)
+                output.debug(f"{item.sig_ref}: confirm: the tag moved on, checking our {item.what}")
                 async with self.locks.hold(item.lock_key):
                     if rewrite:
-                        await self._merge_in(item)
+                        await self._merge(item)
                     elif not await self._still_there(item):
-                        raise HangarError(
-                            f"another writer dropped our signature {CONFIRM_ROUNDS} times",
-                            hint="run the same command again; it adds only what is missing",
-                        )
+                        raise item.undone()
             except _UNAVAILABLE as exc:
                 return exc
-            except HangarError as exc:  # a registry error too: the signature is not confirmed
+            except HangarError as exc:  # a registry error too: the change is not confirmed
                 output.error(f"{item.sig_ref}: {exc}")
                 return "lost"
         return "rewritten" if item.writes > writes else "ok"
 
-    async def _still_there(self, item: Written) -> bool:
+    async def _still_there(self, item: Change) -> bool:
         read = await self._read(item.sig_ref)
-        if read.manifest is None:
-            return False
-        attachment = parse_attachment(read.manifest.data)
-        return _has_layer(attachment, item) or await self._equivalent(item, attachment)
+        attachment = parse_attachment(read.manifest.data) if read.manifest else None
+        return await item.in_place(read, attachment, first=False)
 
 
 async def _settle_task(task: asyncio.Future, *, cancel: bool = False) -> None:

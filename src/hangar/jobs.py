@@ -42,9 +42,21 @@ Status = Literal[
     "failed",
     "not-started",
     "passed",
+    "removed",
+    "nothing-to-remove",
 ]
-OK_STATUSES = ("signed", "already-signed", "skipped", "mirror-format", "passed")
+OK_STATUSES = (
+    "signed",
+    "already-signed",
+    "skipped",
+    "mirror-format",
+    "passed",
+    "removed",
+    "nothing-to-remove",
+)
 FAILED_STATUSES = ("failed", "not-started")
+# A line the final check fails was counted as one of these (sign, sign remove).
+WRITTEN_STATUSES = ("signed", "removed")
 SIGNAL_EXIT_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
@@ -52,7 +64,7 @@ SIGNAL_EXIT_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 class ImageResult:
     status: Status
     message: str = ""
-    signatures: int = 0  # signatures written (sign) or verified digests (validate)
+    signatures: int = 0  # signatures written (sign) or removed, or verified digests (validate)
     details: list[dict[str, Any]] = field(default_factory=list)
     platforms: tuple[str, ...] = ()  # for "skipped": the platforms the image does have
 
@@ -520,8 +532,9 @@ class Runner:
         for text in dict.fromkeys(texts):  # once per line, in order
             self.failed.add(text)
             counts = self.summary.counts
-            if counts.get("signed", 0) > 0:
-                counts["signed"] -= 1
+            written = next((s for s in WRITTEN_STATUSES if counts.get(s, 0) > 0), None)
+            if written is not None:
+                counts[written] -= 1
             counts["failed"] = counts.get("failed", 0) + 1
 
     def _on_signal(self, signum: int, count: int) -> None:

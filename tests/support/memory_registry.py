@@ -20,6 +20,7 @@ from hangar.reference import Reference
 from hangar.registry.client import Manifest
 from hangar.registry.errors import (
     AuthorizationError,
+    DeletesRefusedError,
     NotFoundError,
     RegistryError,
     ServerError,
@@ -47,6 +48,7 @@ class Faults:
     fail_heads: int = 0  # HEAD answered 503 (after every retry)
     refuse_heads: int = 0  # HEAD answered 403
     unreadable_blobs: set[str] = field(default_factory=set)  # GET blob answers 404
+    refuse_deletes: bool = False  # manifest DELETE answered 405 UNSUPPORTED
 
 
 class MemoryRegistry:
@@ -61,7 +63,8 @@ class MemoryRegistry:
     # -- scripting -------------------------------------------------------------------------
 
     def on(self, when: str, step: str, hook: Hook) -> None:
-        """Run `hook` before or after the next requests of `step` (GET, HEAD, PUT, PUSH)."""
+        """Run `hook` before or after the next requests of `step` (GET, HEAD, PUT, PUSH,
+        DELETE)."""
         (self.before if when == "before" else self.after).setdefault(step, []).append(hook)
 
     def counts(self) -> Counter[str]:
@@ -177,6 +180,30 @@ class MemoryRegistry:
         result = await self._step("PUT", ref, run)
         assert isinstance(result, str)
         return result
+
+    async def delete_manifest(
+        self, ref: Reference, digest: str, *, deadline: float | None = None
+    ) -> None:
+        """As distribution: the manifest goes, with every tag of the repository naming it."""
+        if deadline is not None and time.monotonic() > deadline:
+            raise StaleRequestError(f"DELETE {ref} was not sent", registry=ref.registry)
+
+        def run() -> None:
+            if self.faults.refuse_deletes:
+                raise DeletesRefusedError(
+                    "deletes refused", registry=ref.registry, status=405, code="UNSUPPORTED"
+                )
+            named = [
+                key
+                for key, data in self.manifests.items()
+                if key[0] == ref.repository and digest_of(data) == digest
+            ]
+            if not named:
+                raise self._not_found(ref)
+            for key in named:
+                del self.manifests[key]
+
+        await self._step("DELETE", ref, run)
 
     def _not_found(self, ref: Reference) -> NotFoundError:
         code = self.faults.not_found_code

@@ -130,11 +130,18 @@ class RegistryServer:
 
 
 def start_registry(
-    kind: str, workdir: Path, *, tls: bool | None = None, log_level: str = "warn"
+    kind: str,
+    workdir: Path,
+    *,
+    tls: bool | None = None,
+    log_level: str = "warn",
+    deletes: bool = True,
 ) -> RegistryServer:
     """Start a registry of `kind` with its files under `workdir`; waits until /v2/ answers.
 
     `tls` defaults to True for `https` only; `basic` and `token` can be served over TLS too.
+    `deletes=False` is distribution's default (storage.delete.enabled off: DELETE answers
+    405 UNSUPPORTED).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown registry kind {kind!r}: expected one of {KINDS}")
@@ -146,7 +153,9 @@ def start_registry(
     token_server = _start_token_server(kind, ca, use_tls)
     last_error: RegistryStartError | None = None
     for _attempt in range(PORT_ATTEMPTS):
-        server = _prepare(kind, workdir, ca, use_tls, token_server, log_level, _free_port())
+        server = _prepare(
+            kind, workdir, ca, use_tls, token_server, log_level, _free_port(), deletes
+        )
         try:
             server.start()
             return server
@@ -211,6 +220,7 @@ def _prepare(
     token_server: TokenServer | None,
     log_level: str,
     port: int,
+    deletes: bool = True,
 ) -> RegistryServer:
     host = f"127.0.0.1:{port}"
     scheme = "https" if use_tls else "http"
@@ -233,7 +243,7 @@ def _prepare(
         "log": {"level": log_level, "formatter": "text", "accesslog": {"disabled": True}},
         "storage": {
             "filesystem": {"rootdirectory": str(storage)},
-            "delete": {"enabled": True},
+            "delete": {"enabled": deletes},
             "maintenance": {"uploadpurging": {"enabled": False}},
         },
         "http": http,

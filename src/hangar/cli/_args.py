@@ -196,10 +196,10 @@ def tls_verify_option(func):
 def list_options(*, verb: str):
     """Flags `sign` and `sign validate` share, spelled as in the seed (its `sign` wording is
     kept word for word; `validate` says what it does)."""
-    noun = "sign" if verb == "sign" else "validate"
-    doing = "sign images parallelly" if verb == "sign" else "validate images parallelly"
+    noun = "sign" if verb == "sign" else verb
+    doing = "sign images parallelly" if verb == "sign" else f"{verb} images parallelly"
     timeout = (
-        "timeout when sign each images" if verb == "sign" else "timeout when validate each image"
+        "timeout when sign each images" if verb == "sign" else f"timeout when {verb} each image"
     )
 
     def apply(func):
@@ -221,8 +221,8 @@ def list_options(*, verb: str):
             click.option(
                 "--all-tags/--no-all-tags",
                 default=False,
-                help=f"a line without a tag means every tag of its repository ({noun} all "
-                "tags but signature and attestation tags)",
+                help="a line without a tag means every tag of its repository (signature and "
+                "attestation tags excepted)",
             ),
             click.option(
                 "-j",

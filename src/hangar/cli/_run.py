@@ -256,6 +256,12 @@ def print_summary(
             f"{counts.get('already-signed', 0)} already signed",
         ]
         tail = f"{summary.signatures} signatures written"
+    elif verb == "remove":
+        parts = [
+            f"{counts.get('removed', 0)} removed",
+            f"{counts.get('nothing-to-remove', 0)} nothing to remove",
+        ]
+        tail = f"{summary.signatures} signatures removed"
     else:
         parts = [f"{counts.get('passed', 0)} passed"]
         tail = f"{summary.signatures} digests verified"

@@ -180,9 +180,11 @@ async def _expand(entries, flags):
 
 def _register_validate() -> None:
     from hangar.cli.consumer import policy
+    from hangar.cli.remove import remove
     from hangar.cli.validate import validate
 
     sign.add_command(validate)
+    sign.add_command(remove)
     sign.add_command(policy)
 
 

@@ -24,6 +24,7 @@ CLIENT_ID = "hangar"
 
 PULL = "pull"
 PULL_PUSH = "pull,push"
+PULL_PUSH_DELETE = "pull,push,delete"  # distribution asks for "delete" on a manifest DELETE
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from hangar.registry import tls
 from hangar.registry.auth import (
     PULL,
     PULL_PUSH,
+    PULL_PUSH_DELETE,
     BearerToken,
     Challenge,
     TokenCache,
@@ -62,6 +63,7 @@ from hangar.registry.errors import (
     PLAIN_HTTP_HINT,
     AuthenticationError,
     AuthorizationError,
+    DeletesRefusedError,
     DigestMismatchError,
     Failure,
     RegistryError,
@@ -341,6 +343,38 @@ class RegistryClient:
         if answered and answered != digest:
             output.debug(f"registry {ref.registry} answered digest {answered} for {digest}")
         return digest
+
+    async def delete_manifest(
+        self, ref: Reference, digest: str, *, deadline: float | None = None
+    ) -> None:
+        """DELETE the manifest `digest` of `ref`'s repository (and with it every tag naming it;
+        a tag that moved on to another manifest stays). `deadline` as for put_manifest.
+        NotFoundError when it is gone already; DeletesRefusedError where deletes are off."""
+        call = _Call(
+            ref.registry,
+            ref.repository,
+            PULL_PUSH_DELETE,
+            "DELETE",
+            f"/v2/{ref.repository}/manifests/{digest}",
+            f"image {ref}",
+            deadline=deadline,
+        )
+        response = await self._request(call)
+        if response.status in (200, 202, 204):
+            return
+        error = self._error(response, call)
+        if response.status == 405 or error.code == "UNSUPPORTED":
+            raise DeletesRefusedError(
+                f"registry {ref.registry} refuses to delete manifests (HTTP "
+                f"{response.status} {error.code or ''}".rstrip()
+                + "): the signature tag keeps the signatures to remove",
+                hint="enable deletes on the registry, for distribution storage.delete.enabled: "
+                "true in its config, then run the same command again",
+                registry=ref.registry,
+                status=response.status,
+                code=error.code,
+            )
+        raise error
 
     # -- blobs -------------------------------------------------------------------------
 
@@ -799,7 +833,7 @@ class RegistryClient:
     def _drop_tokens(
         self, registry: str, repository: str | None, authorization: str | None
     ) -> None:
-        for actions in (PULL, PULL_PUSH):
+        for actions in (PULL, PULL_PUSH, PULL_PUSH_DELETE):
             key = (registry, repository, actions)
             if authorization is None:
                 token = self._tokens.peek(key)

@@ -70,6 +70,10 @@ class StaleRequestError(RegistryError):
     """A request with a deadline (put_manifest's) was not sent: the deadline had passed."""
 
 
+class DeletesRefusedError(RegistryError):
+    """405 (distribution: UNSUPPORTED) on a manifest DELETE: the registry does not delete."""
+
+
 class TooLargeError(RegistryError):
     """A manifest or blob bigger than hangar accepts."""
 

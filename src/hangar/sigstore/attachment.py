@@ -274,6 +274,60 @@ def _extend_config(document: dict, added: list[SignatureLayer]) -> None:
         history.extend(dict(COSIGN_HISTORY_ENTRY) for _ in added)
 
 
+def drop_layers(
+    attachment: Attachment, config: bytes, drop: set[int]
+) -> tuple[bytes, bytes] | None:
+    """The attachment without the layers at positions `drop`: (manifest bytes, config bytes),
+    or None when no layer would remain (the tag is to be deleted).
+
+    The config's `rootfs.diff_ids` (one per layer, in order) lose the same positions, and so
+    does `history` when its non-empty-layer entries are one per layer; every other layer,
+    field and number is kept as it was. A config whose diff_ids do not pair with the layers
+    is refused rather than guessed at.
+    """
+    layers = attachment.layers
+    kept = [layer.raw for index, layer in enumerate(layers) if index not in drop]
+    if not kept:
+        return None
+    document = load_document(config, "the signature attachment config")
+    rootfs = document.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if (
+        not isinstance(rootfs, dict)
+        or not isinstance(diff_ids, list)
+        or len(diff_ids) != len(layers)
+    ):
+        raise HangarError(
+            "the signature attachment config does not list one diff_id per layer, so layers "
+            "cannot be removed from it safely",
+            hint="something other than cosign or containers/image wrote this .sig tag; "
+            "inspect it with `hangar inspect`",
+        )
+    rootfs["diff_ids"] = [value for index, value in enumerate(diff_ids) if index not in drop]
+    history = document.get("history")
+    if isinstance(history, list):
+        document["history"] = _history_without(history, len(layers), drop)
+    config_bytes = encode_go_json(document)
+    manifest = dict(attachment.document)
+    manifest["config"] = _config_descriptor(manifest.get("config"), config_bytes)
+    manifest["layers"] = kept
+    return encode_go_json(manifest), config_bytes
+
+
+def _history_without(history: list, layer_count: int, drop: set[int]) -> list:
+    """`history` without the entries of dropped layers (entries marked empty_layer belong to
+    no layer). Left as it is when its entries do not pair with the layers."""
+    layer_entries = [
+        position
+        for position, entry in enumerate(history)
+        if not (isinstance(entry, dict) and entry.get("empty_layer") is True)
+    ]
+    if len(layer_entries) != layer_count:
+        return history
+    gone = {layer_entries[index] for index in drop}
+    return [entry for position, entry in enumerate(history) if position not in gone]
+
+
 # --- merging and idempotency -----------------------------------------------------------------
 
 
