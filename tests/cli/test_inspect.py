@@ -85,11 +85,66 @@ def test_summary_lists_platforms_and_signatures(
     assert "Media type: application/vnd.oci.image.index.v1+json" in text
     assert "Signed:     yes" in text
     rows = {line.split()[1]: line.split() for line in text.splitlines() if "sha256:" in line[:80]}
-    assert rows[amd64] == ["linux/amd64", amd64, "yes"]
+    assert rows[amd64] == ["linux/amd64", amd64, "yes:", "0", "signatures"]
     arm64 = pushed.platforms["linux/arm64"]
     assert rows[arm64] == ["linux/arm64", arm64, "no"]
     for attestation in pushed.attestations.values():
         assert rows[attestation] == ["unknown/unknown", attestation, "attestation"]
+
+
+def test_signatures_per_digest_and_the_keys_they_verify_with(
+    registry_http: RegistryServer, isolated_home: Path, tmp_path: Path
+) -> None:
+    from tests.support.cli import KEY1, KEY1_PASS, KEY1_PUB, KEY2, KEY2_PASS, KEY2_PUB, sign_args
+
+    repo = "ns/summary-keys"
+    pushed = push_image(registry_http, repo, "v1", "oci-index")
+    name = f"{registry_http.host}/{repo}:v1"
+    (tmp_path / "list").write_text(name + "\n")
+    for key, passphrase in ((KEY1, KEY1_PASS), (KEY2, KEY2_PASS)):
+        args = sign_args(
+            tmp_path / "list", registry_http, "--arch", "amd64", key=key, passphrase=passphrase
+        )
+        signed = subprocess.run(
+            [HANGAR, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+        assert signed.returncode == 0, signed.stderr
+    result = hangar(
+        "inspect", "--tls-verify=false", "-p", str(KEY1_PUB), image(registry_http, repo)
+    )
+    assert result.returncode == 0, result.stderr
+    text = result.stdout.decode()
+    key1 = _fingerprint(KEY1_PUB)
+    both = f"2 signatures, 1 by {KEY1_PUB} (sha256:{key1[:16]})"
+    assert f"Signatures: {both}" in text  # the index
+    amd64 = pushed.platforms["linux/amd64"]
+    row = next(line for line in text.splitlines() if amd64 in line)
+    assert row.split(amd64, 1)[1].strip() == f"yes: {both}"
+    arm64 = pushed.platforms["linux/arm64"]
+    assert next(line for line in text.splitlines() if arm64 in line).split()[-1] == "no"
+    # A key that signed nothing here verifies none of them.
+    other = hangar(
+        "inspect",
+        "--tls-verify=false",
+        "-p",
+        str(KEY2_PUB),
+        "-p",
+        str(KEY1_PUB),
+        image(registry_http, repo),
+    ).stdout.decode()
+    key2 = _fingerprint(KEY2_PUB)
+    assert f"1 by {KEY2_PUB} (sha256:{key2[:16]}), 1 by {KEY1_PUB}" in other
+
+
+def _fingerprint(public_key: Path) -> str:
+    """sha256 of the DER SubjectPublicKeyInfo, computed here independently of hangar."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_public_key(public_key.read_bytes())
+    der = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
 
 
 def test_summary_of_a_single_manifest(registry_http: RegistryServer, isolated_home: Path) -> None:

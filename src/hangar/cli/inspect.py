@@ -33,6 +33,7 @@ from hangar.manifest import (
 if TYPE_CHECKING:
     from hangar.reference import Reference
     from hangar.registry.client import Manifest, RegistryClient
+    from hangar.sigstore.keys import PublicKey
 
 MAX_CONFIG_SIZE = 16 * 1024 * 1024
 # Python's platform.machine() -> (OCI architecture, variant)
@@ -52,12 +53,27 @@ _MACHINE_ARCH = {
 
 
 @dataclass(frozen=True)
+class Signatures:
+    """What the `.sig` tag of one digest holds: its signature layers, and per key given with
+    -p how many of them verify with it (signature and payload digest; identity not judged)."""
+
+    layers: int
+    by_key: tuple[tuple[str, str, int], ...] = ()  # (key file, fingerprint, layers verified)
+
+    def text(self) -> str:
+        words = f"{self.layers} signature{'s' if self.layers != 1 else ''}"
+        verified = [f"{n} by {path} (sha256:{fp[:16]})" for path, fp, n in self.by_key]
+        return ", ".join([words, *verified])
+
+
+@dataclass(frozen=True)
 class PlatformRow:
     platform: str
     digest: str
     media_type: str
     signed: bool | None  # None: not a signable entry (attestation), or unknown
     note: str = ""
+    signatures: Signatures | None = None
 
 
 @click.command(cls=GoCommand, context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,8 +89,23 @@ class PlatformRow:
     help="print the image config (for a multi-platform image: the one of this host's platform)",
 )
 @click.option("--authfile", metavar="FILE", help="auth.json to read credentials from")
+@click.option(
+    "-p",
+    "--sigstore-pubkey",
+    "pubkeys",
+    multiple=True,
+    metavar="FILE",
+    help="also say how many signatures of each digest verify with this public key (repeatable)",
+)
 @tls_verify_option
-def inspect(image: str, raw: bool, config: bool, authfile: str | None, tls_verify: bool) -> None:
+def inspect(
+    image: str,
+    raw: bool,
+    config: bool,
+    authfile: str | None,
+    pubkeys: tuple[str, ...],
+    tls_verify: bool,
+) -> None:
     """Inspect an image manifest or its config.
 
     \b
@@ -84,10 +115,14 @@ def inspect(image: str, raw: bool, config: bool, authfile: str | None, tls_verif
       hangar inspect --config registry.example.com/ns/app@sha256:...
     """
     from hangar.reference import parse_reference
+    from hangar.sigstore.keys import load_public_key
 
     _refuse_other_transports(image)
     ref = parse_reference(image)
-    asyncio.run(_inspect(ref, raw=raw, config=config, authfile=authfile, tls_verify=tls_verify))
+    keys = [(path, load_public_key(path)) for path in pubkeys]
+    asyncio.run(
+        _inspect(ref, raw=raw, config=config, authfile=authfile, tls_verify=tls_verify, keys=keys)
+    )
 
 
 # containers/image transports other than docker://: `oci:foo` must not be read as the
@@ -123,6 +158,7 @@ async def _inspect(
     config: bool,
     authfile: str | None,
     tls_verify: bool,
+    keys: list[tuple[str, PublicKey]],
 ) -> None:
     from hangar.registry.client import RegistryClient
 
@@ -134,8 +170,8 @@ async def _inspect(
         elif raw:
             _write_data(manifest.data)
         else:
-            rows, signed = await _summary_rows(client, ref, manifest)
-            _print_summary(ref, manifest, rows, signed)
+            rows, own = await _summary_rows(client, ref, manifest, keys)
+            _print_summary(ref, manifest, rows, own)
 
 
 def _write_data(data: bytes) -> None:
@@ -196,24 +232,25 @@ def _host_entry(ref: Reference, data: bytes) -> Descriptor:
 
 
 async def _summary_rows(
-    client: RegistryClient, ref: Reference, manifest: Manifest
-) -> tuple[list[PlatformRow], bool | None]:
+    client: RegistryClient, ref: Reference, manifest: Manifest, keys: list[tuple[str, PublicKey]]
+) -> tuple[list[PlatformRow], Signatures | None]:
     if manifest.media_type in INDEX_TYPES:
         entries = index_entries(manifest.data)
-        rows = await asyncio.gather(*(_entry_row(client, ref, entry) for entry in entries))
+        rows = await asyncio.gather(*(_entry_row(client, ref, entry, keys) for entry in entries))
     else:
         rows = [await _single_row(client, ref, manifest)]
-    signed = await _is_signed(client, ref, manifest.digest)
-    return list(rows), signed
+    own = await _signatures(client, ref, manifest.digest, keys)
+    return list(rows), own
 
 
-async def _entry_row(client: RegistryClient, ref: Reference, entry: Descriptor) -> PlatformRow:
+async def _entry_row(
+    client: RegistryClient, ref: Reference, entry: Descriptor, keys: list[tuple[str, PublicKey]]
+) -> PlatformRow:
     name = str(entry.platform) if entry.platform else "(no platform)"
     if entry.is_attestation:
         return PlatformRow(name, entry.digest, entry.media_type, None, "attestation")
-    return PlatformRow(
-        name, entry.digest, entry.media_type, await _is_signed(client, ref, entry.digest)
-    )
+    found = await _signatures(client, ref, entry.digest, keys)
+    return PlatformRow(name, entry.digest, entry.media_type, found is not None, "", found)
 
 
 async def _single_row(client: RegistryClient, ref: Reference, manifest: Manifest) -> PlatformRow:
@@ -229,25 +266,60 @@ async def _single_row(client: RegistryClient, ref: Reference, manifest: Manifest
     return PlatformRow(name, manifest.digest, manifest.media_type, None)
 
 
-async def _is_signed(client: RegistryClient, ref: Reference, digest: str) -> bool | None:
-    from hangar.sigstore.attachment import signature_tag
+async def _signatures(
+    client: RegistryClient, ref: Reference, digest: str, keys: list[tuple[str, PublicKey]]
+) -> Signatures | None:
+    """The `.sig` tag of `digest`, summed up; None when there is none."""
+    from hangar.attachment_blobs import fetch_layer_blobs
+    from hangar.registry.errors import NotFoundError
+    from hangar.sigstore.attachment import SIMPLESIGNING_MEDIA_TYPE, parse_attachment, signature_tag
+    from hangar.sigstore.verify import verify_layer
 
     try:
         tag = signature_tag(digest)
     except HangarError:
         return None  # not a sha256 digest: cosign-style attachments cannot name it
-    return await client.head_manifest(ref.with_tag(tag)) is not None
+    try:
+        sig = await client.get_manifest(ref.with_tag(tag))
+    except NotFoundError:
+        return None
+    attachment = parse_attachment(sig.data)
+    layers = [layer for layer in attachment.layers if layer.media_type == SIMPLESIGNING_MEDIA_TYPE]
+    if not keys or not layers:
+        return Signatures(len(layers))
+    blobs = await fetch_layer_blobs(client, ref.with_tag(tag), attachment)
+    pairs = [(b.layer, b.data) for b in blobs if b.layer.media_type == SIMPLESIGNING_MEDIA_TYPE]
+    image = f"{ref.name}@{digest}"
+
+    def verified_by(key: PublicKey) -> int:
+        any_identity = _AnyIdentity()
+        return sum(
+            verify_layer(digest, image, layer, data, [key], any_identity).accepted
+            for layer, data in pairs
+        )
+
+    by_key = tuple((path, key.fingerprint, verified_by(key)) for path, key in keys)
+    return Signatures(len(layers), by_key)
+
+
+class _AnyIdentity:
+    """inspect reports which key made a signature; whose image it names is validate's job."""
+
+    def __call__(self, image_reference: str, signed_reference: str) -> bool:
+        return True
 
 
 def _print_summary(
-    ref: Reference, manifest: Manifest, rows: list[PlatformRow], signed: bool | None
+    ref: Reference, manifest: Manifest, rows: list[PlatformRow], own: Signatures | None
 ) -> None:
     fields = [
         ("Reference", str(ref)),
         ("Digest", manifest.digest),
         ("Media type", manifest.media_type),
-        ("Signed", _yes_no(signed)),
+        ("Signed", "yes" if own is not None else "no"),
     ]
+    if own is not None:
+        fields.append(("Signatures", own.text()))
     document = load_json(manifest.data)
     if manifest.media_type not in INDEX_TYPES:
         layers = document.get("layers")
@@ -267,9 +339,15 @@ def _yes_no(value: bool | None) -> str:
 
 
 def _table(rows: list[PlatformRow]) -> list[tuple[str, str, str]]:
-    return [
-        (row.platform, row.digest, row.note if row.note else _yes_no(row.signed)) for row in rows
-    ]
+    return [(row.platform, row.digest, _signed_cell(row)) for row in rows]
+
+
+def _signed_cell(row: PlatformRow) -> str:
+    if row.note:
+        return row.note
+    if row.signatures is not None:
+        return f"yes: {row.signatures.text()}"
+    return _yes_no(row.signed)
 
 
 def _print_plain(fields: list[tuple[str, str]], rows: list[PlatformRow]) -> None:
