@@ -208,8 +208,14 @@ class Change(Protocol):
     """One edit of a `.sig` tag (add a signature, drop some layers), applied by the merge loop
     to whatever the tag holds at each fresh read, never to an older one."""
 
-    sig_ref: Reference
-    line: str  # the list line, for the failed file
+    @property
+    def sig_ref(self) -> Reference: ...
+
+    @property
+    def line(self) -> str:
+        """The list line, for the failed file."""
+        ...
+
     what: str  # "signature": for messages ("our signature is missing")
     manifest_digest: str  # the tag's digest after our last write ("" once we deleted it)
     writes: int  # writes made (PUTs, DELETEs)

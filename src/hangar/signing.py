@@ -15,7 +15,7 @@ from hangar import __version__, output
 from hangar.attachment_writer import AttachmentWriter, Outcome
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
-from hangar.jobs import ImageResult
+from hangar.jobs import ImageResult, Status
 from hangar.reference import Reference
 from hangar.registry.client import RegistryClient
 from hangar.sigstore.attachment import NewSignature, signature_tag
@@ -113,7 +113,7 @@ class Signer:
             details.append(record)
         if errors:
             return ImageResult("failed", "; ".join(errors), written, details)
-        status = "signed" if written else "already-signed"
+        status: Status = "signed" if written else "already-signed"
         return ImageResult(status, "", written, details)
 
     async def _sign_target(self, ref: Reference, target: Target, line: str) -> Outcome:

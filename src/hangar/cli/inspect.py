@@ -211,13 +211,18 @@ def _host_entry(ref: Reference, data: bytes) -> Descriptor:
     """The index entry for this host's platform (Linux: containers run Linux images)."""
     entries = [e for e in index_entries(data) if not e.is_attestation and e.platform]
     host = host_platform()
+
+    def platform(entry: Descriptor) -> Platform:
+        assert entry.platform is not None  # filtered above
+        return entry.platform
+
     candidates = [
         e
         for e in entries
-        if e.platform.os == host.os and e.platform.architecture == host.architecture
+        if platform(e).os == host.os and platform(e).architecture == host.architecture
     ]
-    exact = [e for e in candidates if e.platform.variant == host.variant]
-    unversioned = [e for e in candidates if not e.platform.variant]
+    exact = [e for e in candidates if platform(e).variant == host.variant]
+    unversioned = [e for e in candidates if not platform(e).variant]
     for group in (exact, unversioned, candidates):
         if group:
             return group[0]

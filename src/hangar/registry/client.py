@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -466,7 +467,7 @@ class RegistryClient:
         registry."""
         endpoint = await self._endpoint(registry)
         query = f"?n={page_size}" if page_size else ""
-        url = URL(f"{endpoint.base}/v2/{repository}/tags/list{query}", encoded=True)
+        url: URL | None = URL(f"{endpoint.base}/v2/{repository}/tags/list{query}", encoded=True)
         what = f"the tag list of {registry}/{repository}"
         tags: list[str] = []
         seen: set[str] = set()
@@ -716,7 +717,7 @@ class RegistryClient:
             attempt = replace(call, retries=0) if fallback else call
             try:
                 response = await self._with_retries(
-                    lambda e=endpoint, c=attempt: self._send(e, c, None),
+                    functools.partial(self._send, endpoint, attempt, None),
                     host,
                     attempt,
                     first_contact=True,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from hangar.errors import HangarError
 from hangar.registry.retry import retryable_status
@@ -143,7 +144,7 @@ def status_error(
     code, text = parse_error_body(body)
     detail = f": {text}" if text else ""
     registry = failure.registry
-    fields = {"registry": registry, "status": status, "code": code}
+    fields: dict[str, Any] = {"registry": registry, "status": status, "code": code}
     if status == 401 and not (has_credentials and insufficient_scope):
         return _unauthenticated(failure, detail, has_credentials, fields)
     if status in (401, 403):

@@ -367,7 +367,7 @@ def has_signature(
     """
     from hangar.sigstore.verify import verify_layer  # verify imports this module
 
-    def same_identity(_image_reference: str, signed_reference: str) -> bool:
+    def same_identity(image_reference: str, signed_reference: str) -> bool:
         return signed_reference == identity
 
     return any(
