@@ -507,6 +507,25 @@ def test_a_final_check_meeting_an_outage_waits_for_the_registry_then_gives_up(
     assert asyncio.run(run(MemoryRegistry(), 1)) == ["checked"]
 
 
+def test_a_token_expiring_during_the_final_check_does_not_fail_the_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Short-lived tokens on a busy registry: a 401 there says nothing about our signature.
+    Credentials refused for longer than the patience still fail the line."""
+
+    async def run(registry: MemoryRegistry, expired: int) -> list[str]:
+        ours = writer(registry)
+        await write(ours, signature(OURS), line="checked")
+        registry.faults.expired_heads = expired
+        return await ours.confirm()
+
+    registry = MemoryRegistry()
+    assert asyncio.run(run(registry, 2)) == []
+    assert registry.faults.expired_heads == 0
+    monkeypatch.setattr(attachment_writer, "CONFIRM_PATIENCE", 0.0)
+    assert asyncio.run(run(MemoryRegistry(), 1)) == ["checked"]
+
+
 # -- the payload upload beside the read --------------------------------------------------------
 
 

@@ -47,6 +47,7 @@ from hangar.manifest import OCI_MANIFEST
 from hangar.reference import Reference
 from hangar.registry.client import Manifest
 from hangar.registry.errors import (
+    AuthenticationError,
     DigestMismatchError,
     NotFoundError,
     RegistryError,
@@ -107,7 +108,10 @@ CONFIRM_BATCH = 2048
 # reach its final check inside the same outage.)
 CONFIRM_PATIENCE = 30.0
 CONFIRM_BACKOFF_MAX = 5.0
-_UNAVAILABLE = (UnreachableError, ServerError, RegistryTimeoutError)
+# A 401 there is a bearer token that expired between its renewal and its use (short-lived
+# tokens on a busy registry): it says nothing about our signature either. Credentials that are
+# really refused still fail the line, once the patience is spent.
+_UNAVAILABLE = (UnreachableError, ServerError, RegistryTimeoutError, AuthenticationError)
 # Payload blobs of existing layers fetched at once when looking for this key's signature.
 PAYLOAD_FETCHES = 8
 

@@ -255,7 +255,9 @@ def check_outcome(bed: Bed, run: Run, *, strict: bool = True) -> list[str]:
     records = json.loads(bed.report_path.read_text())["results"]
     statuses = {record["image"]: record["status"] for record in records}
     assert len(records) == len(bed.lines) and set(statuses) == set(bed.lines)
-    assert set(failed) == {line for line, status in statuses.items() if status == "failed"}
+    assert set(failed) == {line for line, status in statuses.items() if status == "failed"}, (
+        run.tail()
+    )
     assert run.code == (1 if failed else 0), run.tail()
     for image in bed.images:
         counts = key1_counts(bed, image)

@@ -19,6 +19,7 @@ from hangar.manifest import OCI_MANIFEST
 from hangar.reference import Reference
 from hangar.registry.client import Manifest
 from hangar.registry.errors import (
+    AuthenticationError,
     AuthorizationError,
     DeletesRefusedError,
     NotFoundError,
@@ -47,6 +48,7 @@ class Faults:
     put_delay: float = 0.0  # seconds a manifest PUT takes
     fail_heads: int = 0  # HEAD answered 503 (after every retry)
     refuse_heads: int = 0  # HEAD answered 403
+    expired_heads: int = 0  # HEAD answered 401 (a bearer token expired before its use)
     unreadable_blobs: set[str] = field(default_factory=set)  # GET blob answers 404
     refuse_deletes: bool = False  # manifest DELETE answered 405 UNSUPPORTED
 
@@ -118,6 +120,9 @@ class MemoryRegistry:
             if self.faults.refuse_heads > 0:
                 self.faults.refuse_heads -= 1
                 raise AuthorizationError("HEAD refused", registry=ref.registry, status=403)
+            if self.faults.expired_heads > 0:
+                self.faults.expired_heads -= 1
+                raise AuthenticationError("HEAD unauthorized", registry=ref.registry, status=401)
             data = self.tag(ref)
             return (digest_of(data), OCI_MANIFEST) if data is not None else None
 
