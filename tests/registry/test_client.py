@@ -27,7 +27,8 @@ from hangar.manifest import OCI_MANIFEST, UnsupportedManifestError, sha256_diges
 from hangar.reference import parse_reference
 from hangar.registry import auth as auth_module
 from hangar.registry import tls
-from hangar.registry.client import Manifest, RegistryClient, _upload_url
+from hangar.registry._endpoints import upload_url
+from hangar.registry.client import Manifest, RegistryClient
 from hangar.registry.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -316,7 +317,7 @@ def test_blob_size_cap(registry_http: RegistryServer, isolated_home: Path) -> No
     ],
 )
 def test_upload_url_appends_the_digest(location: str, expected: str) -> None:
-    assert _upload_url("http://r:5000", location, "sha256:ab") == expected
+    assert upload_url("http://r:5000", location, "sha256:ab") == expected
 
 
 # -- credentials: Basic ------------------------------------------------------------------

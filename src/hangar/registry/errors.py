@@ -1,4 +1,5 @@
-"""Registry failures a user can act on.
+"""Registry failures a user can act on, and how an HTTP status or a failed connection maps
+to one.
 
 Every error names the registry and, where there is one, the image or repository, and carries
 the HTTP status and the registry's error code so that callers can decide without parsing text.
@@ -10,7 +11,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
+
 from hangar.errors import HangarError
+from hangar.reference import api_host
+from hangar.registry.auth import parse_www_authenticate, pick_challenge
 from hangar.registry.retry import retryable_status
 
 LOGIN_HINT = "log in with: hangar login {registry}"
@@ -19,6 +24,15 @@ CERTS_HINT = (
     "or use --tls-verify=false only for registries you trust"
 )
 PLAIN_HTTP_HINT = "it answers plain HTTP: use --tls-verify=false, and only for registries you trust"
+# OpenSSL's words for "the other side does not speak TLS".
+_PLAIN_HTTP_SIGNS = (
+    "WRONG_VERSION_NUMBER",
+    "wrong version number",
+    "record layer failure",
+    "packet length too long",
+    "http request",
+    "unknown protocol",
+)
 
 
 class RegistryError(HangarError):
@@ -188,3 +202,128 @@ def _unauthenticated(
         hint=f"log in again with: hangar login {registry}",
         **fields,
     )
+
+
+def response_error(
+    failure: Failure,
+    status: int,
+    body: bytes,
+    www_authenticate: list[str],
+    *,
+    attempts: int = 1,
+    has_credentials: bool = False,
+) -> RegistryError:
+    """status_error for a response, reading its challenge: a 401 that asks for a wider scope
+    than known credentials were given is a refusal (403-like), not a missing login."""
+    insufficient_scope = False
+    if status == 401:
+        offered = pick_challenge(parse_www_authenticate(www_authenticate))
+        insufficient_scope = offered is not None and (
+            offered.params.get("error") == "insufficient_scope"
+        )
+    return status_error(
+        failure,
+        status,
+        body,
+        attempts=attempts,
+        has_credentials=has_credentials,
+        insufficient_scope=insufficient_scope,
+    )
+
+
+def connection_error(
+    exc: BaseException, host: str, failure: Failure, *, timeout: float
+) -> RegistryError:
+    """The error for an exchange that got no HTTP answer (`timeout`: the request timeout)."""
+    registry = failure.registry
+    # certs.d is named after the registry as users write it, for the registry itself.
+    certs_name = registry if host == api_host(registry) else host
+    if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+        return _proxy_error(exc, host, registry)
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        reason = getattr(exc.certificate_error, "verify_message", None) or str(
+            exc.certificate_error
+        )
+        return TLSError(
+            f"TLS certificate of {host} is not trusted: {reason}",
+            registry=registry,
+            hint=CERTS_HINT.format(registry=certs_name),
+        )
+    if isinstance(exc, aiohttp.ClientSSLError):
+        text = str(exc)
+        if any(sign in text for sign in _PLAIN_HTTP_SIGNS):
+            return TLSError(
+                f"registry {host} does not speak HTTPS", registry=registry, hint=PLAIN_HTTP_HINT
+            )
+        return TLSError(
+            f"TLS handshake with {host} failed: {describe(exc)}",
+            registry=registry,
+            hint=CERTS_HINT.format(registry=certs_name),
+        )
+    if isinstance(exc, TimeoutError):
+        return RegistryTimeoutError(
+            f"registry {host} did not answer {failure.method} {failure.what} within {timeout:g}s",
+            registry=registry,
+            hint="the registry or the network is slow; try again later",
+        )
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return UnreachableError(
+            f"cannot reach registry {host}: the name does not resolve ({describe(exc)})",
+            registry=registry,
+            hint="check the registry name and your DNS settings",
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UnreachableError(
+            f"cannot reach registry {host}: {describe(exc)}",
+            registry=registry,
+            hint="check the address and port, and that the registry is running",
+        )
+    if isinstance(exc, aiohttp.InvalidURL):
+        return RegistryError(
+            f"registry {registry} sent an invalid URL during {failure.what}", registry=registry
+        )
+    return UnreachableError(
+        f"cannot reach registry {host}: the connection failed during {failure.method} "
+        f"{failure.what} ({describe(exc)})",
+        registry=registry,
+        hint="check the network and that the registry is running",
+    )
+
+
+def _proxy_error(exc: aiohttp.ClientError, host: str, registry: str) -> UnreachableError:
+    """The proxy (never its credentials) named, and the variables that chose it."""
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return UnreachableError(
+            f"the proxy refused the connection to registry {host}: {exc.status} {exc.message}",
+            registry=registry,
+            hint="check the proxy's user and password in HTTPS_PROXY/HTTP_PROXY, and that it "
+            f"allows {host}",
+        )
+    where = f"{exc.host}:{exc.port}" if isinstance(exc, aiohttp.ClientConnectorError) else "?"
+    return UnreachableError(
+        f"cannot reach proxy {where} for registry {host}: {describe(exc)}",
+        registry=registry,
+        hint="check HTTPS_PROXY/HTTP_PROXY, or list the registry in NO_PROXY",
+    )
+
+
+def login_refused(registry: str, username: str, status: int) -> AuthenticationError:
+    return AuthenticationError(
+        f"registry {registry} refused the username or password of {username}",
+        registry=registry,
+        status=status,
+        hint="check them and try again",
+    )
+
+
+def describe(exc: BaseException) -> str:
+    """A short reason for a failed connection: the OS's words where there are some."""
+    os_error = getattr(exc, "os_error", None)
+    if isinstance(os_error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(os_error, ConnectionResetError):
+        return "connection reset by peer"
+    if isinstance(os_error, OSError) and os_error.strerror:
+        return os_error.strerror
+    text = str(exc)
+    return text or type(exc).__name__

@@ -1,7 +1,9 @@
 """When to retry a registry request, and how long to wait first.
 
 Exponential backoff with full jitter, so that thousands of jobs that failed together do not
-come back together; a server's `Retry-After` wins when it is given, within a cap.
+come back together; a server's `Retry-After` wins when it is given, within a cap. One
+`RetryBudget` per operation: every request of it (an upload's POST and PUT, a restarted
+upload) draws on the same retries, so failures never multiply across nested loops.
 """
 
 from __future__ import annotations
@@ -39,6 +41,35 @@ class RetryPolicy:
         # Full jitter, but never less than half the step: a retry that comes back at once is
         # likely to meet the same overload.
         return random.uniform(ceiling / 2, ceiling)
+
+
+class RetryBudget:
+    """The retries one operation may still make, and the backoff between them."""
+
+    def __init__(
+        self, policy: RetryPolicy, *, retries: int | None = None, deadline: float | None = None
+    ) -> None:
+        self.policy = policy
+        self.retries = policy.retries if retries is None else retries
+        # time.monotonic() after which no retry may start (the caller's precondition is old).
+        self.deadline = deadline
+        self.spent = 0
+
+    @property
+    def attempts(self) -> int:
+        """Attempts made so far, counting the one under way."""
+        return self.spent + 1
+
+    def take(self, retry_after: float | None = None) -> float | None:
+        """Spend one retry: the seconds to wait before it, or None when none is left (or it
+        would start past the deadline; the caller then has the last attempt's failure)."""
+        if self.spent >= self.retries:
+            return None
+        delay = self.policy.delay(self.spent + 1, retry_after)
+        if self.deadline is not None and time.monotonic() + delay > self.deadline:
+            return None
+        self.spent += 1
+        return delay
 
 
 def base_delay_from_env(default: float = DEFAULT_BASE_DELAY) -> float:

@@ -1,0 +1,81 @@
+"""One registry API call end to end: the registry's endpoint, the Authorization it needs, the
+exchange with retries from its operation's budget, and one renewal after a 401."""
+
+from __future__ import annotations
+
+from hangar.registry._auth import Authenticator
+from hangar.registry._endpoints import Endpoints
+from hangar.registry._transport import BodyTooLarge, Call, Endpoint, Response, Transport
+from hangar.registry.errors import RegistryError, TooLargeError
+from hangar.registry.retry import RetryBudget, RetryPolicy
+
+
+class Requester:
+    """The transport, endpoints and credentials of one client, and its retry policy."""
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        *,
+        tls_verify: bool,
+        authfile: str | None,
+        max_connections: int,
+        request_timeout: float,
+    ) -> None:
+        self.policy = policy
+        self.transport = Transport(
+            tls_verify=tls_verify, max_connections=max_connections, request_timeout=request_timeout
+        )
+        self.endpoints = Endpoints(self.transport, self.budget, tls_verify=tls_verify)
+        self.auth = Authenticator(self.transport, self.budget, authfile=authfile)
+
+    def budget(self, deadline: float | None = None) -> RetryBudget:
+        """The retries of one operation, whatever requests it takes."""
+        return RetryBudget(self.policy, deadline=deadline)
+
+    async def close(self) -> None:
+        self.auth.close()
+        await self.transport.close()
+
+    async def endpoint(self, registry: str) -> Endpoint:
+        return await self.endpoints.get(registry)
+
+    def error(self, response: Response, call: Call, *, push: bool = False) -> RegistryError:
+        """The error for a status the caller did not expect."""
+        return self.auth.error(response, call, push=push)
+
+    async def request(self, call: Call, budget: RetryBudget | None = None) -> Response:
+        """Send with auth and retries (from `budget`, the operation's; else a budget of its
+        own). Statuses are left to the caller, except 401 loops."""
+        endpoint = await self.endpoints.get(call.registry)
+        if budget is None:
+            budget = self.budget(call.deadline)
+
+        async def once() -> Response:
+            authorization = await self.auth.authorization(endpoint, call)
+            return await self.transport.send(endpoint, call, authorization)
+
+        response = await self.transport.with_retries(once, endpoint.host, call, budget)
+        if response.status == 401 and await self.auth.renew(endpoint, call, response):
+            response = await self.transport.with_retries(once, endpoint.host, call, budget)
+        return response
+
+    async def request_limited(self, call: Call, max_size: int, what: str) -> Response:
+        """request(), a 2xx body over `max_size` refused as TooLargeError naming `what`."""
+        try:
+            return await self.request(call)
+        except BodyTooLarge as exc:
+            size = f"{exc.size} bytes" if exc.size is not None else f"more than {max_size} bytes"
+            raise TooLargeError(
+                f"{what} is too large ({size}); hangar reads at most {max_size} bytes",
+                registry=call.registry,
+            ) from None
+
+    async def send_once(self, endpoint: Endpoint, call: Call, authorization: str) -> Response:
+        """`call` with exactly this Authorization (a login being proved), with retries."""
+        return await self.transport.with_retries(
+            lambda: self.transport.send(endpoint, call, authorization),
+            endpoint.host,
+            call,
+            self.budget(),
+        )
