@@ -45,10 +45,13 @@ from hangar.registry.errors import (
     status_error,
 )
 from hangar.registry.retry import RetryPolicy, parse_retry_after, retryable_status
+from tests.support.faultproxy import FaultProxy, Rule
 from tests.support.images import IMAGE_KINDS, push_image, push_schema1_image
 from tests.support.registry import RegistryServer, write_auth_json
 
 T = TypeVar("T")
+UPLOAD_START = r"/blobs/uploads/$"
+UPLOAD_FINISH = r"/blobs/uploads/[^/]+$"
 
 
 def run(coro: Awaitable[T]) -> T:
@@ -287,6 +290,50 @@ def test_blob_upload_skip_and_read(
     assert first == second == "sha256:" + hashlib.sha256(data).hexdigest()
     assert exists and read == data
     assert not [line for line in debug_lines if "POST" in line or "PUT" in line]
+
+
+# A 503 forever on the POST, on the PUT, or on the PUT after two refused POSTs: whatever
+# fails, an upload is one operation with one budget of retries.
+UPLOAD_FAULTS = {
+    "post": [Rule(method="POST", path_regex=UPLOAD_START, status=503)],
+    "put": [Rule(method="PUT", path_regex=UPLOAD_FINISH, status=503)],
+    "both": [
+        Rule(method="POST", path_regex=UPLOAD_START, status=503, times=2),
+        Rule(method="PUT", path_regex=UPLOAD_FINISH, status=503),
+    ],
+}
+
+
+@pytest.mark.parametrize("fault", sorted(UPLOAD_FAULTS))
+def test_an_upload_spends_one_retry_budget(
+    registry_http: RegistryServer, isolated_home: Path, fault: str
+) -> None:
+    repo = unique_repo()
+    data = secrets.token_bytes(100)
+    digest = sha256_digest(data)
+    retries = 3
+
+    with FaultProxy.in_front_of(registry_http) as proxy:
+        for rule in UPLOAD_FAULTS[fault]:
+            proxy.add_rule(rule)
+
+        async def main() -> None:
+            async with make_client(tls_verify=False, retries=retries) as client:
+                await client.push_blob(proxy.host, repo, data, check_exists=False)
+
+        with pytest.raises(ServerError) as caught:
+            run(main())
+        sent = [r for r in proxy.requests if "/blobs/uploads/" in r.path]
+
+    failed = [r for r in sent if r.status == 503]
+    assert len(failed) == retries + 1, sent  # not (retries + 1) ** 2: no nested loops
+    posts = [r for r in sent if r.method == "POST"]
+    assert len(posts) <= retries + 1
+    method = "POST" if fault == "post" else "PUT"
+    assert f"registry {proxy.host} failed {method} blob {digest} in {proxy.host}/{repo}" in str(
+        caught.value
+    )
+    assert f"with HTTP 503 after {retries + 1} attempts" in str(caught.value)
 
 
 def test_blob_size_cap(registry_http: RegistryServer, isolated_home: Path) -> None:
