@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hangar.cli.login import login_target
-from hangar.registry.credentials import default_auth_file
+from hangar.registry.authfiles import default_auth_file
 from tests.support.images import push_image
 from tests.support.registry import RegistryServer
 from tests.support.terminal import run_in_pty

@@ -12,16 +12,9 @@ from pathlib import Path
 import pytest
 
 from hangar.errors import HangarError
-from hangar.registry.credentials import (
-    AuthFile,
-    Credentials,
-    auth_file_chain,
-    default_auth_file,
-    lookup_credentials,
-    remove_all_credentials,
-    remove_credentials,
-    store_credentials,
-)
+from hangar.registry.authfiles import AuthFile, auth_file_chain, default_auth_file
+from hangar.registry.credentials import Credentials, lookup_credentials
+from hangar.registry.logins import remove_all_credentials, remove_credentials, store_credentials
 
 HELPER_SCRIPT = """#!/bin/sh
 # A docker credential helper for tests: logs each call, answers as $HELPER_MODE says.

@@ -155,8 +155,8 @@ def _scan_list(
 async def ensure_logins(client, registries: dict[str, str], interrupts: Interrupts) -> None:
     """Prompt for credentials where a registry needs them and none are stored (as the seed's
     tool does); elsewhere warn once, and each image fails with a `hangar login` hint."""
-    from hangar.registry.credentials import store_credentials
     from hangar.registry.errors import RegistryError
+    from hangar.registry.logins import store_credentials
 
     for registry, repository in registries.items():
         try:

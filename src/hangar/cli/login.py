@@ -53,7 +53,7 @@ def login(
       hangar login registry.example.com
       hangar login -u admin --password-stdin 127.0.0.1:5000 < password.txt
     """
-    from hangar.registry.credentials import store_credentials
+    from hangar.registry.logins import store_credentials
 
     host, key = login_target(registry)
     username, password = _read_credentials(host, username, password, password_stdin)
@@ -75,7 +75,7 @@ def logout(registry: str | None, all_: bool, authfile: str | None) -> None:
       hangar logout registry.example.com
       hangar logout --all
     """
-    from hangar.registry.credentials import remove_all_credentials, remove_credentials
+    from hangar.registry.logins import remove_all_credentials, remove_credentials
 
     if all_ and registry:
         raise click.UsageError("give a REGISTRY or --all, not both")
