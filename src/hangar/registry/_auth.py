@@ -93,8 +93,29 @@ class Authenticator:
             has_credentials=self.has_credentials(call.registry, call.repository),
         )
 
-    def logged_in(self, registry: str, creds: Creds) -> None:
-        """Use `creds` for `registry` from now on."""
+    async def log_in(self, endpoint: Endpoint, username: str, password: str) -> None:
+        """Prove the credentials against `GET /v2/` (Basic, or the token flow), then use them
+        for the registry from now on. A registry that asks for none accepts any."""
+        registry = endpoint.registry
+        creds = make_creds(username, password)
+        challenge = endpoint.challenge
+        if challenge is not None and challenge.scheme in ("basic", "bearer"):
+            if challenge.scheme == "bearer":
+                token = await self.fetch_token(endpoint, challenge, None, PULL, creds, login=True)
+                authorization = token.authorization
+            else:
+                authorization = creds.basic
+            call = Call(registry, None, PULL, "GET", "/v2/", f"login to registry {registry}")
+            response = await self._transport.with_retries(
+                lambda: self._transport.send(endpoint, call, authorization),
+                endpoint.host,
+                call,
+                self._budget(),
+            )
+            if response.status == 401:
+                raise login_refused(registry, username, 401)
+            if response.status != 200:
+                raise self.error(response, call)
         self._logins[registry] = creds
         self._cache = {key: value for key, value in self._cache.items() if key[0] != registry}
         # Tokens issued before (anonymously, or to other credentials) must not be used again.

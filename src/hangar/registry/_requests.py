@@ -70,12 +70,3 @@ class Requester:
                 f"{what} is too large ({size}); hangar reads at most {max_size} bytes",
                 registry=call.registry,
             ) from None
-
-    async def send_once(self, endpoint: Endpoint, call: Call, authorization: str) -> Response:
-        """`call` with exactly this Authorization (a login being proved), with retries."""
-        return await self.transport.with_retries(
-            lambda: self.transport.send(endpoint, call, authorization),
-            endpoint.host,
-            call,
-            self.budget(),
-        )

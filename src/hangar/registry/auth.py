@@ -146,7 +146,7 @@ def token_request(
     password: str | None = None,
     identity_token: str | None = None,
 ) -> TokenRequest:
-    """The request containers/image (docker_client.go) sends for a token.
+    """The request containers/image sends for a token.
 
     With an identity token: OAuth2 POST, `grant_type=refresh_token`, the token in the form body.
     Otherwise: GET with `service`, `scope` and `account` in the query, Basic credentials in the

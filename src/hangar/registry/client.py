@@ -29,7 +29,6 @@ from hangar.manifest import ACCEPT, SCHEMA1_TYPES, UnsupportedManifestError, sha
 from hangar.reference import Reference
 from hangar.registry import _uploads as uploads
 from hangar.registry import tags as tag_pages
-from hangar.registry._auth import make_creds
 from hangar.registry._content import (
     KNOWN_MANIFEST_TYPES,
     base_type,
@@ -44,7 +43,6 @@ from hangar.registry.errors import (
     DeletesRefusedError,
     DigestMismatchError,
     RegistryError,
-    login_refused,
 )
 from hangar.registry.retry import RetryPolicy, base_delay_from_env
 
@@ -74,17 +72,13 @@ class RegistryClient:
         retries: int = 5,
         retry_base_delay: float | None = None,
     ) -> None:
-        self.tls_verify = tls_verify
-        self.authfile = authfile
-        self.max_connections = max(1, max_connections)
-        self.request_timeout = request_timeout
         if retry_base_delay is None:  # $HANGAR_RETRY_BASE_DELAY, else 0.5 s
             retry_base_delay = base_delay_from_env()
         self._requests = Requester(
             RetryPolicy(retries=max(0, retries), base_delay=retry_base_delay),
             tls_verify=tls_verify,
             authfile=authfile,
-            max_connections=self.max_connections,
+            max_connections=max(1, max_connections),
             request_timeout=request_timeout,
         )
 
@@ -343,24 +337,7 @@ class RegistryClient:
         accepts any, as with podman.
         """
         endpoint = await self._requests.endpoint(registry)
-        creds = make_creds(username, password)
-        challenge = endpoint.challenge
-        what = f"login to registry {registry}"
-        if challenge is not None and challenge.scheme in ("basic", "bearer"):
-            if challenge.scheme == "bearer":
-                token = await self._requests.auth.fetch_token(
-                    endpoint, challenge, None, PULL, creds, login=True
-                )
-                authorization = token.authorization
-            else:
-                authorization = creds.basic
-            call = Call(registry, None, PULL, "GET", "/v2/", what)
-            response = await self._requests.send_once(endpoint, call, authorization)
-            if response.status == 401:
-                raise login_refused(registry, username, 401)
-            if response.status != 200:
-                raise self._requests.error(response, call)
-        self._requests.auth.logged_in(registry, creds)
+        await self._requests.auth.log_in(endpoint, username, password)
 
     async def requires_credentials(self, registry: str, repository: str) -> bool:
         """True when a push to `repository` would be refused without credentials and none are

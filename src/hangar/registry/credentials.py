@@ -1,6 +1,6 @@
 """Registry credentials from the files podman, skopeo and docker already use.
 
-Lookup follows containers/image pkg/docker/config (GetCredentialsForRef):
+Lookup follows containers/image (its credentials lookup for an image reference):
 - the files, in order: `$REGISTRY_AUTH_FILE` alone when set (or `authfile=` alone, like
   `podman --authfile`); otherwise `$XDG_RUNTIME_DIR/containers/auth.json` (when
   XDG_RUNTIME_DIR is unset: `/run/containers/<uid>/auth.json`, as c/image), then

@@ -1,7 +1,7 @@
 """HTTP(S) proxies from the environment, decided per URL as podman and skopeo decide.
 
-containers/image sends registry traffic through Go's `http.ProxyFromEnvironment`
-(golang.org/x/net/http/httpproxy), and hangar follows the same rules:
+containers/image sends registry traffic through Go's `http.ProxyFromEnvironment`, and hangar
+follows the same rules:
 - `HTTPS_PROXY` for https URLs and `HTTP_PROXY` for http URLs (the upper-case name first, then
   the lower-case one); an https URL never falls back to `HTTP_PROXY`;
 - a value without a scheme means `http://`; hangar speaks to http:// and https:// proxies;

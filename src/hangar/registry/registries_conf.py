@@ -1,5 +1,4 @@
-"""`credential-helpers` of registries.conf, found and merged as containers/image does
-(pkg/sysregistriesv2):
+"""`credential-helpers` of registries.conf, found and merged as containers/image does:
 
 - the main file: `$CONTAINERS_REGISTRIES_CONF` when set (it must exist); else
   `~/.config/containers/registries.conf` when it exists; else

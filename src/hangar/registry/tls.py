@@ -1,7 +1,6 @@
 """TLS settings per registry host from certs.d, as containers/image reads them.
 
-c/image (docker/docker_client.go dockerCertDir, pkg/tlsclientconfig SetupCertificates) uses the
-first existing directory among `~/.config/containers/certs.d/HOST[:PORT]`,
+c/image uses the first existing directory among `~/.config/containers/certs.d/HOST[:PORT]`,
 `/etc/containers/certs.d/HOST[:PORT]` and `/etc/docker/certs.d/HOST[:PORT]`; in it every `*.crt`
 is an extra CA (added to the system's), and every `X.cert` needs its `X.key` (and the reverse),
 a client certificate for mutual TLS. Docker Hub's directory is `docker.io` (c/image uses the
