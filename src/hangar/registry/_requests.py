@@ -29,9 +29,11 @@ class Requester:
         self.endpoints = Endpoints(self.transport, self.budget, tls_verify=tls_verify)
         self.auth = Authenticator(self.transport, self.budget, authfile=authfile)
 
-    def budget(self, deadline: float | None = None) -> RetryBudget:
-        """The retries of one operation, whatever requests it takes."""
-        return RetryBudget(self.policy, deadline=deadline)
+    def budget(self, deadline: float | None = None, *, requests: int = 1) -> RetryBudget:
+        """The retries of one operation of `requests` requests, shared by all of them: each
+        request's share is the policy's attempts, restarts included."""
+        attempts = requests * (self.policy.retries + 1)
+        return RetryBudget(self.policy, retries=attempts - 1, deadline=deadline)
 
     async def close(self) -> None:
         self.auth.close()

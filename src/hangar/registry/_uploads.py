@@ -33,9 +33,11 @@ async def upload(
     requester: Requester, registry: str, repository: str, digest: str, data: bytes
 ) -> None:
     """Upload `data` (whose digest is `digest`), starting over when the session is lost."""
-    # POST and PUT, and any restart of them, share one budget: a registry that keeps failing
-    # costs at most retries + 1 attempts of this upload, never a product of nested loops.
-    budget = requester.budget()
+    # POST and PUT, and any restart of them, share one budget of twice a request's attempts:
+    # a registry that keeps failing costs at most 2 * (retries + 1) requests of this upload,
+    # never a product of nested loops (it was up to 36 POSTs), and a burst that one request
+    # would ride out does not fail an upload because it hit the POST and then the PUT.
+    budget = requester.budget(requests=2)
     while True:
         try:
             await _upload_once(requester, registry, repository, digest, data, budget)
