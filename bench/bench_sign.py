@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import re
@@ -33,13 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hangar.manifest import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, sha256_digest  # noqa: E402
 from hangar.reference import parse_reference  # noqa: E402
 from hangar.registry.client import RegistryClient  # noqa: E402
 from tests.support.registry import RegistryServer, start_registry  # noqa: E402
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 PLATFORMS = (("linux", "amd64"), ("linux", "arm64"))
 SIGNATURES_PER_IMAGE = len(PLATFORMS) + 1  # and the index
 HANGAR = str(ROOT / ".venv/bin/hangar")
@@ -50,16 +47,12 @@ TABLE_HEADER = (
 PYTHON = str(ROOT / ".venv/bin/python")
 
 
-def _digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def _json(document: object) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
 
 
 def _descriptor(media_type: str, data: bytes) -> dict:
-    return {"mediaType": media_type, "digest": _digest(data), "size": len(data)}
+    return {"mediaType": media_type, "digest": sha256_digest(data), "size": len(data)}
 
 
 # -- images ----------------------------------------------------------------------------------
@@ -75,7 +68,7 @@ async def _push_multiarch(
                 "architecture": arch,
                 "os": os_name,
                 "created": tag,
-                "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]},
+                "rootfs": {"type": "layers", "diff_ids": [sha256_digest(layer)]},
             }
         )
         await client.push_blob(host, repo, config)
@@ -87,7 +80,7 @@ async def _push_multiarch(
                 "layers": [_descriptor("application/vnd.oci.image.layer.v1.tar", layer)],
             }
         )
-        ref = parse_reference(f"{host}/{repo}@{_digest(manifest)}")
+        ref = parse_reference(f"{host}/{repo}@{sha256_digest(manifest)}")
         await client.put_manifest(ref, manifest, OCI_MANIFEST)
         entry = _descriptor(OCI_MANIFEST, manifest)
         entry["platform"] = {"os": os_name, "architecture": arch}

@@ -66,10 +66,10 @@ from hangar.sigstore.attachment import (
     NewSignature,
     SignatureLayer,
     append_signatures,
-    has_signature,
     parse_attachment,
 )
-from hangar.sigstore.verify import Verifier
+from hangar.sigstore.keys import Verifier
+from hangar.sigstore.verify import has_signature
 from hangar.write_journal import WriteJournal, Written
 
 Outcome = Literal["signed", "already-signed"]

@@ -1,4 +1,5 @@
-"""Manifest media types and the parts of a manifest hangar reads (platforms, config, layers).
+"""Manifest media types, sha256 digests, and the parts of a manifest hangar reads (platforms,
+config, layers). The one home of these constants: hangar.sigstore uses them too.
 
 Pure functions over bytes: no network here.
 """
@@ -13,6 +14,7 @@ from hangar.errors import HangarError
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
@@ -33,6 +35,7 @@ class UnsupportedManifestError(HangarError):
 
 
 def sha256_digest(data: bytes) -> str:
+    """The OCI digest ("sha256:<hex>") of a blob or manifest."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 

@@ -44,7 +44,9 @@ _current_line: contextvars.ContextVar[str] = contextvars.ContextVar("hangar_line
 
 
 def identity_for(ref: Reference, digest: str, mode: IdentityMode) -> str:
-    """The docker-reference written into the payload (interop.md section 4)."""
+    """The docker-reference written into the payload: `repository` is the name alone (what
+    cosign writes), `tag` is name:tag when the line names a tag, else name@digest; see
+    docs/formats.md for which form each consumer accepts."""
     if mode == "repository":
         return ref.name
     if mode == "tag" and ref.tag and not ref.digest:

@@ -32,7 +32,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from hangar.sigstore.keys import encrypt_private_key
+from hangar.sigstore.encrypted_key import encrypt_private_key
 from tests.support.cli import (
     HANGAR,
     KEY1,

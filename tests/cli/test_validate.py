@@ -105,7 +105,7 @@ def fingerprint(public_key: Path) -> str:
 
 @functools.cache
 def _private_key(path: Path, passphrase_file: Path):
-    from hangar.sigstore.keys import load_private_key
+    from hangar.keyfiles import load_private_key
 
     return load_private_key(path, passphrase_file.read_text().splitlines()[0].encode())
 

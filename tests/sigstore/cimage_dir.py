@@ -18,9 +18,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from hangar.sigstore.attachment import SignatureLayer, sha256_digest
+from hangar.manifest import sha256_digest
+from hangar.sigstore.attachment import SignatureLayer
+from tests.support import paths
 
-CIMAGE_FIXTURES = Path("/usr/share/gocode/src/github.com/containers/image/signature/fixtures")
+CIMAGE_FIXTURES = paths.CIMAGE_FIXTURES
 SIGSTORE_FORMAT = b"sigstore-json"
 
 
@@ -87,7 +89,7 @@ def read_dir_image(path: Path) -> DirImage:
 
 
 class PemPublicKey:
-    """Implements hangar.sigstore.verify.Verifier over a PEM (PKIX) ECDSA public key."""
+    """Implements hangar.sigstore.keys.Verifier over a PEM (PKIX) ECDSA public key."""
 
     def __init__(self, key: ec.EllipticCurvePublicKey) -> None:
         self._key = key

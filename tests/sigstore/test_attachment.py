@@ -8,22 +8,21 @@ import json
 import pytest
 
 from hangar.errors import HangarError
+from hangar.manifest import OCI_CONFIG, OCI_MANIFEST
+from hangar.manifest import sha256_digest as sha256
 from hangar.sigstore.attachment import (
     MAX_LAYERS,
-    OCI_CONFIG_MEDIA_TYPE,
-    OCI_MANIFEST_MEDIA_TYPE,
     SIGNATURE_ANNOTATION,
     SIMPLESIGNING_MEDIA_TYPE,
     Attachment,
     NewSignature,
     append_signatures,
-    has_signature,
     missing_layers,
     parse_attachment,
     signature_tag,
 )
-from hangar.sigstore.attachment import sha256_digest as sha256
 from hangar.sigstore.payload import build_payload
+from hangar.sigstore.verify import has_signature
 from tests.sigstore.cimage_dir import TestKey
 from tests.support import paths
 
@@ -46,8 +45,8 @@ def vector_signatures() -> list[NewSignature]:
 def manifest_with(layers: list[dict], **extra: object) -> bytes:
     document = {
         "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST_MEDIA_TYPE,
-        "config": {"mediaType": OCI_CONFIG_MEDIA_TYPE, "digest": sha256(b"{}"), "size": 2},
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": sha256(b"{}"), "size": 2},
         "layers": layers,
         **extra,
     }
@@ -225,7 +224,7 @@ def test_append_keeps_every_field_layer_and_config_field() -> None:
     for key in ("schemaVersion", "mediaType", "artifactType", "subject", "annotations"):
         assert result[key] == original[key]
     assert result["config"] == {
-        "mediaType": OCI_CONFIG_MEDIA_TYPE,
+        "mediaType": OCI_CONFIG,
         "digest": sha256(out_config),
         "size": len(out_config),
         "annotations": {"k": "v"},

@@ -9,13 +9,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from hangar.errors import InvalidReferenceError
+from hangar.manifest import sha256_digest as sha256
 from hangar.sigstore.attachment import (
     MAX_SIGNATURE_BLOB,
     SIGNATURE_ANNOTATION,
     NewSignature,
     SignatureLayer,
 )
-from hangar.sigstore.attachment import sha256_digest as sha256
 from hangar.sigstore.identity import (
     DockerReference,
     IdentityRule,
@@ -26,13 +26,11 @@ from hangar.sigstore.identity import (
     match_repository,
     parse_docker_reference,
 )
-from hangar.sigstore.keys import PublicKey
+from hangar.sigstore.keys import PublicKey, Verifier
 from hangar.sigstore.payload import build_payload
 from hangar.sigstore.verify import (
     LayerVerdict,
     Rule,
-    Verifier,
-    is_accepted,
     verify_layer,
     verify_layers,
 )
@@ -517,9 +515,8 @@ def test_verify_layers_in_order() -> None:
         image_reference=IMAGE,
     )
     assert [(v.index, v.accepted) for v in verdicts] == [(0, False), (1, True), (2, False)]
-    assert is_accepted(verdicts)
-    assert not is_accepted(verdicts[:1])
-    assert not is_accepted([])
+    assert verdicts[1].accepted
+    assert not verdicts[0].accepted
 
 
 def test_keys_are_required() -> None:

@@ -114,8 +114,8 @@ def inspect(
       hangar inspect --raw docker://registry.example.com/ns/app:v1 | jq
       hangar inspect --config registry.example.com/ns/app@sha256:...
     """
+    from hangar.keyfiles import load_public_key
     from hangar.reference import parse_reference
-    from hangar.sigstore.keys import load_public_key
 
     _refuse_other_transports(image)
     ref = parse_reference(image)

@@ -83,8 +83,8 @@ def remove(**flags) -> None:
 
 
 def _remove(**flags) -> int:
+    from hangar.keyfiles import load_public_key
     from hangar.removal import RemoveOptions
-    from hangar.sigstore.keys import load_public_key
 
     require(flags["file"], "-f/--file", "the image list to remove signatures from")
     rule = _rule(flags, load_public_key)

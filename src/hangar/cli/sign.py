@@ -95,8 +95,8 @@ def sign(ctx: click.Context, **flags) -> None:
 
 
 def _sign(**flags) -> int:
+    from hangar.keyfiles import read_signing_key
     from hangar.signing import SignOptions
-    from hangar.sigstore.keys import read_signing_key
 
     output.set_quiet(flags["quiet"])
     require(flags["file"], "-f/--file", "the image list to sign")

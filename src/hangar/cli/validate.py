@@ -108,7 +108,7 @@ def validate(**flags) -> None:
 
 
 def _validate(**flags) -> int:
-    from hangar.sigstore.keys import load_public_key
+    from hangar.keyfiles import load_public_key
     from hangar.validation import ValidateOptions
 
     output.set_quiet(flags["quiet"])

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hangar.keyfiles import load_public_key
 from hangar.policy.config import Policy
 from hangar.policy.registries import RegistriesConfig
 from hangar.policy.requirements import Requirement, SigstoreSigned
 from hangar.policy.scopes import lookup_scope
-from hangar.sigstore.keys import PublicKey, load_public_key, load_public_key_bytes
+from hangar.sigstore.keys import PublicKey, load_public_key_bytes
 
 
 @dataclass

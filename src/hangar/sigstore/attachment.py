@@ -1,5 +1,6 @@
 """The `.sig` attachment: the OCI manifest at tag `sha256-<hex>.sig` holding one layer per
-signature (interop.md section 1). Parse it, append signatures, merge after a concurrent write.
+signature (docs/formats.md shows one). Parse it, append signatures, merge after a concurrent
+write, drop layers.
 
 Rewriting keeps everything another tool put there: top-level fields (annotations, subject,
 artifactType...), every existing layer descriptor (same keys, order and values: numbers keep
@@ -11,24 +12,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hangar.errors import HangarError
+from hangar.manifest import OCI_CONFIG, OCI_MANIFEST, sha256_digest
 from hangar.sigstore.payload import JsonFloat, encode_go_json
-
-if TYPE_CHECKING:
-    from hangar.sigstore.verify import Verifier
 
 SIMPLESIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
-OCI_MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
-OCI_INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 MAX_LAYERS = 1000  # cosign's cap on a signature manifest
 MAX_SIGNATURE_BLOB = 4 * 1024 * 1024  # c/image's iolimits.MaxSignatureBodySize
 # ggcr (cosign) appends one history entry per signature layer, with a zero time.
@@ -46,10 +40,6 @@ def signature_tag(digest: str) -> str:
             hint="give the manifest digest as sha256:<64 lowercase hex characters>",
         )
     return digest.replace(":", "-", 1) + ".sig"
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def decode_signature(value: str | None) -> bytes | None:
@@ -154,8 +144,8 @@ def _short(exc: BaseException) -> str:
 def parse_attachment(raw: bytes) -> Attachment:
     """Parse the manifest found at a `.sig` tag; HangarError when it is not one."""
     document = load_document(raw, "the signature attachment manifest")
-    media_type = document.get("mediaType", OCI_MANIFEST_MEDIA_TYPE)
-    if media_type != OCI_MANIFEST_MEDIA_TYPE or "manifests" in document:
+    media_type = document.get("mediaType", OCI_MANIFEST)
+    if media_type != OCI_MANIFEST or "manifests" in document:
         raise HangarError(
             f"the signature attachment is a {media_type!r} document, not an OCI image manifest",
             hint="something other than cosign or containers/image wrote this .sig tag",
@@ -233,7 +223,7 @@ def _manifest_document(attachment: Attachment | None) -> dict:
     if attachment is None:  # what c/image writes: OCI1FromComponents
         return {
             "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST_MEDIA_TYPE,
+            "mediaType": OCI_MANIFEST,
             "config": None,
             "layers": [],
         }
@@ -242,7 +232,7 @@ def _manifest_document(attachment: Attachment | None) -> dict:
 
 def _config_descriptor(current: Any, config_bytes: bytes) -> dict:
     descriptor = dict(current) if isinstance(current, dict) else {}
-    descriptor.setdefault("mediaType", OCI_CONFIG_MEDIA_TYPE)
+    descriptor.setdefault("mediaType", OCI_CONFIG)
     descriptor["digest"] = sha256_digest(config_bytes)
     descriptor["size"] = len(config_bytes)
     return descriptor
@@ -349,28 +339,3 @@ def missing_layers(current: Attachment | None, ours: list[SignatureLayer]) -> li
             present.add(key)
             missing.append(layer)
     return missing
-
-
-def has_signature(
-    layers_with_payloads: Iterable[tuple[SignatureLayer, bytes | None]],
-    *,
-    digest: str,
-    identity: str,
-    key: Verifier,
-) -> bool:
-    """Whether a layer already signs `digest` as `identity` with `key` (cosign's idempotency).
-
-    Give each layer with the payload bytes fetched for it (None when not fetched). A layer
-    counts when it passes every check of verify_layer (media type, blob digest, size,
-    signature, strict payload) and its payload names exactly this digest and this identity
-    (string equality: the identity hangar would write); creator and timestamp do not matter.
-    """
-    from hangar.sigstore.verify import verify_layer  # verify imports this module
-
-    def same_identity(image_reference: str, signed_reference: str) -> bool:
-        return signed_reference == identity
-
-    return any(
-        verify_layer(digest, identity, layer, payload, [key], same_identity).accepted
-        for layer, payload in layers_with_payloads
-    )

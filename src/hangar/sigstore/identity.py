@@ -1,5 +1,6 @@
 """Identity rules: whether a signature's docker-reference is accepted for an image, as
-containers/image's `signature/policy_reference_match.go` decides (interop.md section 4).
+containers/image's `signature/policy_reference_match.go` decides (docs/formats.md sums up
+which identity each consumer checks).
 
 References are parsed like c/image's `reference.ParseNormalizedNamed` (c/image 5.29): `busybox`
 is `docker.io/library/busybox`, a first component holding `.` or `:` or equal to `localhost` is a

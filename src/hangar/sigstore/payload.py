@@ -1,5 +1,5 @@
 """The simple-signing payload: build it as containers/image writes it, parse it as strictly as
-containers/image reads it (interop.md section 2).
+containers/image reads it (docs/formats.md shows the document).
 
 The parser mirrors c/image's `signature/internal/sigstore_payload.go` and `json.go`, including
 Go's `encoding/json` quirks, because a payload hangar accepts must be one that podman/CRI-O accept

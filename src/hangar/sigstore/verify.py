@@ -1,7 +1,9 @@
-"""Per-layer verdicts on a `.sig` attachment, with the checks c/image makes (interop.md 2, 4).
+"""Per-layer verdicts on a `.sig` attachment, with the checks containers/image makes when
+podman or CRI-O pull (its sigstoreSigned policy requirement): simple-signing media type, payload
+blob matching its digest, signature by a trusted key, strict payload, manifest digest, identity.
 
 Pure: the caller fetches the manifest digest, the attachment and each layer's payload blob; this
-module only looks at bytes. One accepted layer is enough for an image (is_accepted).
+module only looks at bytes. One accepted layer is enough for an image, as for c/image and cosign.
 
 On wording: with a public key, a signature made by another key and a signature that was altered
 look the same (the math just fails), so a failed check says "signature does not verify with the
@@ -23,15 +25,10 @@ from hangar.sigstore.attachment import (
     SignatureLayer,
 )
 from hangar.sigstore.identity import IdentityRule
+from hangar.sigstore.keys import Verifier
 from hangar.sigstore.payload import parse_payload
 
 _HASHES = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
-
-
-class Verifier(Protocol):
-    """A public key: hangar.sigstore.keys.PublicKey, or anything with this method."""
-
-    def verify(self, signature: bytes, data: bytes) -> bool: ...
 
 
 class Rule(Protocol):
@@ -101,9 +98,28 @@ def verify_layers(
     ]
 
 
-def is_accepted(verdicts: Iterable[LayerVerdict]) -> bool:
-    """One accepted signature is enough (c/image and cosign alike)."""
-    return any(verdict.accepted for verdict in verdicts)
+def has_signature(
+    layers_with_payloads: Iterable[tuple[SignatureLayer, bytes | None]],
+    *,
+    digest: str,
+    identity: str,
+    key: Verifier,
+) -> bool:
+    """Whether a layer already signs `digest` as `identity` with `key` (cosign's idempotency).
+
+    Give each layer with the payload bytes fetched for it (None when not fetched). A layer
+    counts when it passes every check of verify_layer (media type, blob digest, size,
+    signature, strict payload) and its payload names exactly this digest and this identity
+    (string equality: the identity hangar would write); creator and timestamp do not matter.
+    """
+
+    def same_identity(image_reference: str, signed_reference: str) -> bool:
+        return signed_reference == identity
+
+    return any(
+        verify_layer(digest, identity, layer, payload, [key], same_identity).accepted
+        for layer, payload in layers_with_payloads
+    )
 
 
 def _check(

@@ -12,13 +12,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hangar.errors import KeyFileError
-from hangar.sigstore.keys import encrypt_private_key, load_public_key, read_signing_key
-from hangar.sigstore.passphrase import (
+from hangar.keyfiles import load_public_key, read_signing_key
+from hangar.passphrase import (
     Passphrase,
     file_candidates,
     read_new_passphrase,
     read_passphrase,
 )
+from hangar.sigstore.encrypted_key import encrypt_private_key
 from tests.support import paths
 from tests.support.terminal import clean_env, run_in_pty
 
@@ -30,7 +31,7 @@ CIMAGE_KEYS = paths.VECTORS / "cimage-keys"
 READ_KEY_SCRIPT = """
 import sys
 from hangar.errors import HangarError
-from hangar.sigstore.keys import read_signing_key
+from hangar.keyfiles import read_signing_key
 try:
     key = read_signing_key(sys.argv[1], None)
 except HangarError as exc:
@@ -42,7 +43,7 @@ print("loaded", key.key_type)
 NEW_PASSPHRASE_SCRIPT = """
 import sys
 from hangar.errors import HangarError
-from hangar.sigstore.passphrase import read_new_passphrase
+from hangar.passphrase import read_new_passphrase
 try:
     secret = read_new_passphrase(None)
 except HangarError as exc:
