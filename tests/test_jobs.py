@@ -13,8 +13,10 @@ import pytest
 from hangar import output
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
-from hangar.jobs import FailedList, ImageResult, Report, Runner, RunOptions
+from hangar.jobs import Runner, RunOptions
 from hangar.reference import parse_reference
+from hangar.results import ImageResult, Status
+from hangar.run_files import FailedList, Report
 
 HEADER = "# failed lines of hangar sign; retry them with: hangar sign -f {} ..."
 
@@ -43,8 +45,8 @@ async def worker(item: ListEntry, number: int) -> ImageResult:
     if "crash" in item.text:
         raise RuntimeError("a bug")
     if "bad" in item.text:
-        return ImageResult("failed", "refused")
-    return ImageResult("signed", "", 2)
+        return ImageResult(Status.FAILED, "refused")
+    return ImageResult(Status.SIGNED, "", 2)
 
 
 def test_failed_lines_as_written_and_others_go_on(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hangar import output
-from hangar.jobs import ImageResult
 from hangar.manifest import (
     INDEX_TYPES,
     Descriptor,
@@ -17,6 +16,7 @@ from hangar.manifest import (
 )
 from hangar.reference import Reference
 from hangar.registry.client import Manifest, RegistryClient
+from hangar.results import ImageResult, Status
 from hangar.sigstore.attachment import MAX_SIGNATURE_BLOB
 
 
@@ -79,7 +79,7 @@ def skipped_for_platform(ref: Reference, selection: Selection, number: int) -> I
     have = ", ".join(selection.platforms) or "none"
     output.info(f"no matching platform (it has {have}), skipped [{ref}]", image=number)
     return ImageResult(
-        "skipped", f"no matching platform (it has {have})", platforms=selection.platforms
+        Status.SKIPPED, f"no matching platform (it has {have})", platforms=selection.platforms
     )
 
 
