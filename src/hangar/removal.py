@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from dataclasses import dataclass, field
-from typing import Any
 
 from hangar import output
-from hangar.attachment_writer import MAX_MERGE_ATTEMPTS, AttachmentWriter, Edit, SignatureStore
+from hangar.attachment_merge import Edit, SignatureStore, TagRead
+from hangar.attachment_writer import AttachmentWriter
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
 from hangar.reference import Reference
@@ -148,7 +148,7 @@ class DropLayers:
     def lock_key(self) -> str:
         return f"{self.sig_ref.name}:{self.sig_ref.tag}"
 
-    async def in_place(self, read: Any, attachment: Attachment | None, *, first: bool) -> bool:
+    async def in_place(self, read: TagRead, attachment: Attachment | None, *, first: bool) -> bool:
         if read.manifest is None or attachment is None:
             self._pending = (None, [])
             return True  # no tag: nothing to remove (any more)
@@ -159,7 +159,7 @@ class DropLayers:
         return not matches
 
     async def edit(
-        self, read: Any, attachment: Attachment | None, *, first: bool, blob_race: bool
+        self, read: TagRead, attachment: Attachment | None, *, first: bool, blob_race: bool
     ) -> Edit:
         digest, matches = self._pending
         assert attachment is not None and digest == read.digest and matches
@@ -189,14 +189,14 @@ class DropLayers:
     async def after_blob_race(self) -> None:
         return None  # our manifest refers to existing layers and a config checked first
 
-    def gave_up(self) -> HangarError:
+    def gave_up(self, attempts: int) -> HangarError:
         return HangarError(
             f"could not remove signatures from {self.sig_ref.name} tag {self.sig_ref.tag}: it "
-            f"kept changing under {MAX_MERGE_ATTEMPTS} concurrent writes",
+            f"kept changing under {attempts} concurrent writes",
             hint="run the command again; it removes only what is still there",
         )
 
-    def undone(self) -> HangarError:
+    def undone(self, rounds: int) -> HangarError:
         return HangarError(
             "other writers kept putting back the signatures removed from tag "
             f"{self.sig_ref.tag} of {self.sig_ref.name}",
