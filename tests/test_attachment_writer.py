@@ -13,8 +13,9 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from hangar import attachment_writer, output
-from hangar.attachment_writer import AttachmentWriter, already_signed
+from hangar import attachment_confirm, attachment_merge, attachment_writer, output
+from hangar.attachment_signature import already_signed
+from hangar.attachment_writer import AttachmentWriter
 from hangar.errors import HangarError
 from hangar.reference import Reference
 from hangar.registry.errors import RegistryError, ServerError
@@ -43,9 +44,9 @@ NO_WAIT = RetryPolicy(retries=2, base_delay=0.0)
 def short_windows(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Freshness and settle windows short enough for unit tests (still far above the
     in-memory registry's microseconds), and debug lines captured."""
-    monkeypatch.setattr(attachment_writer, "CHECK_FRESH_MIN", 0.05)
-    monkeypatch.setattr(attachment_writer, "SETTLE_MIN", 0.0)
-    monkeypatch.setattr(attachment_writer, "MERGE_JITTER", 0.0)
+    monkeypatch.setattr(attachment_merge, "CHECK_FRESH_MIN", 0.05)
+    monkeypatch.setattr(attachment_confirm, "SETTLE_MIN", 0.0)
+    monkeypatch.setattr(attachment_merge, "MERGE_JITTER", 0.0)
     output.set_debug(True)
     yield
     output.set_debug(False)
@@ -332,7 +333,7 @@ def test_a_writer_that_drops_ours_after_every_check_fails_the_line() -> None:
 def test_a_tag_that_vanished_before_the_last_check_fails_the_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(attachment_writer, "CONFIRM_ROUNDS", 1)
+    monkeypatch.setattr(attachment_confirm, "CONFIRM_ROUNDS", 1)
     registry = MemoryRegistry()
     ours = writer(registry)
 
@@ -352,7 +353,7 @@ def test_the_last_check_accepts_an_equivalent_signature_of_this_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Another run with the same key replaced ours with its own: nothing is missing."""
-    monkeypatch.setattr(attachment_writer, "CONFIRM_ROUNDS", 1)
+    monkeypatch.setattr(attachment_confirm, "CONFIRM_ROUNDS", 1)
     registry = MemoryRegistry()
     ours = writer(registry)
 
@@ -372,7 +373,7 @@ def test_the_last_check_accepts_an_equivalent_signature_of_this_key(
 def test_a_tag_that_keeps_changing_gives_up_after_max_attempts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(attachment_writer, "MAX_MERGE_ATTEMPTS", 3)
+    monkeypatch.setattr(attachment_merge, "MAX_MERGE_ATTEMPTS", 3)
     registry = MemoryRegistry()
 
     async def churn(_ref: Reference) -> None:
@@ -431,7 +432,7 @@ def test_a_blob_race_uploads_ours_again_if_missing_then_retries() -> None:
     assert asyncio.run(write(writer(registry), signature(OURS))) == "signed"
     assert registry.counts()["HEAD blob"] == 2  # our payload and the config, checked
     registry = MemoryRegistry()
-    registry.faults.blob_race_puts = attachment_writer.MAX_MERGE_ATTEMPTS
+    registry.faults.blob_race_puts = attachment_merge.MAX_MERGE_ATTEMPTS
     with pytest.raises(RegistryError, match="blob unknown"):
         asyncio.run(write(writer(registry), signature(OURS)))
 
@@ -503,7 +504,7 @@ def test_a_final_check_meeting_an_outage_waits_for_the_registry_then_gives_up(
     registry = MemoryRegistry()
     assert asyncio.run(run(registry, 3)) == []  # 503s within the patience: checked in the end
     assert registry.faults.fail_heads == 0
-    monkeypatch.setattr(attachment_writer, "CONFIRM_PATIENCE", 0.0)
+    monkeypatch.setattr(attachment_confirm, "CONFIRM_PATIENCE", 0.0)
     assert asyncio.run(run(MemoryRegistry(), 1)) == ["checked"]
 
 
@@ -522,7 +523,7 @@ def test_a_token_expiring_during_the_final_check_does_not_fail_the_line(
     registry = MemoryRegistry()
     assert asyncio.run(run(registry, 2)) == []
     assert registry.faults.expired_heads == 0
-    monkeypatch.setattr(attachment_writer, "CONFIRM_PATIENCE", 0.0)
+    monkeypatch.setattr(attachment_confirm, "CONFIRM_PATIENCE", 0.0)
     assert asyncio.run(run(MemoryRegistry(), 1)) == ["checked"]
 
 
@@ -701,7 +702,7 @@ def test_a_failed_config_upload_fails_the_write_and_leaves_no_task(existing: boo
 def test_only_the_checks_the_registry_could_not_answer_fail_when_patience_runs_out(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(attachment_writer, "CONFIRM_PATIENCE", 0.0)
+    monkeypatch.setattr(attachment_confirm, "CONFIRM_PATIENCE", 0.0)
     registry = MemoryRegistry()
     ours = writer(registry)
     digests = ["sha256:" + f"{n:02x}" * 32 for n in range(2)]

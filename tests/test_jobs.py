@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,12 @@ import pytest
 from hangar import output
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
-from hangar.jobs import FailedList, ImageResult, Report, Runner, RunOptions
+from hangar.interrupts import Interrupts
+from hangar.jobs import Runner, RunOptions
+from hangar.progress import Summary
 from hangar.reference import parse_reference
+from hangar.results import ImageResult, Status
+from hangar.run_files import FailedList, Report
 
 HEADER = "# failed lines of hangar sign; retry them with: hangar sign -f {} ..."
 
@@ -43,8 +48,8 @@ async def worker(item: ListEntry, number: int) -> ImageResult:
     if "crash" in item.text:
         raise RuntimeError("a bug")
     if "bad" in item.text:
-        return ImageResult("failed", "refused")
-    return ImageResult("signed", "", 2)
+        return ImageResult(Status.FAILED, "refused")
+    return ImageResult(Status.SIGNED, "", 2)
 
 
 def test_failed_lines_as_written_and_others_go_on(tmp_path: Path) -> None:
@@ -145,3 +150,195 @@ def test_a_closed_stderr_abandons_the_run_and_keeps_the_failed_file(
     assert summary.output_closed
     assert summary.counts == {"failed": 1, "not-started": 8}  # stopped at the first log line
     assert sorted(failed_lines(tmp_path / "failed.txt")) == sorted(e.text for e in entries)
+
+
+# -- each path of the runner on its own ---------------------------------------------------
+
+
+def report_of(path: Path) -> dict:
+    document = json.loads(path.read_text())
+    assert document["schemaVersion"] == 1
+    return document
+
+
+def test_a_line_over_its_timeout_fails_alone_and_is_retried_by_the_failed_file(
+    tmp_path: Path,
+) -> None:
+    report = tmp_path / "report.json"
+    entries = [entry(1, "a/slow:v1"), entry(2, "a/ok:v1")]
+    summary = asyncio.run(Runner(worker, options(tmp_path, report, timeout=0.2)).run(entries))
+    assert summary.counts == {"signed": 1, "failed": 1}
+    assert failed_lines(tmp_path / "failed.txt") == ["a/slow:v1"]
+    slow = next(r for r in report_of(report)["results"] if r["image"] == "a/slow:v1")
+    assert slow["status"] == "failed"
+    assert slow["message"] == "timed out after 0.2s (--timeout)"
+
+
+def test_the_failed_file_holds_each_failed_line_as_written(tmp_path: Path) -> None:
+    entries = [
+        entry(1, "a/bad:v1"),
+        entry(2, "a/ok:v1"),
+        ListEntry(3, "not a reference!", None, "invalid reference format", None),
+        ListEntry(4, "", None, "line longer than 4096 characters", None),  # too long to keep
+        ListEntry(5, "src dst tag", None, None, "mirror format"),  # skipped, not failed
+    ]
+    summary = asyncio.run(Runner(worker, options(tmp_path, jobs=1)).run(entries))
+    assert summary.counts == {"failed": 3, "signed": 1, "mirror-format": 1}
+    assert failed_lines(tmp_path / "failed.txt") == [
+        "a/bad:v1",
+        "not a reference!",
+        "# line 4: line longer than 4096 characters (not copied)",
+    ]
+
+
+def test_an_unexpected_error_of_a_worker_fails_its_line_only(tmp_path: Path) -> None:
+    async def raising(item: ListEntry, number: int) -> ImageResult:
+        if "crash" in item.text:
+            raise KeyError("digest")
+        if "refused" in item.text:
+            raise HangarError("the registry refused it")
+        return ImageResult(Status.SIGNED, "", 1)
+
+    report = tmp_path / "report.json"
+    entries = [entry(1, "a/crash:v1"), entry(2, "a/refused:v1"), entry(3, "a/ok:v1")]
+    summary = asyncio.run(Runner(raising, options(tmp_path, report)).run(entries))
+    assert summary.fatal is None
+    assert summary.counts == {"failed": 2, "signed": 1}
+    messages = {r["image"]: r["message"] for r in report_of(report)["results"]}
+    assert messages["a/crash:v1"] == "unexpected error: KeyError: 'digest'"
+    assert messages["a/refused:v1"] == "the registry refused it"
+    assert sorted(failed_lines(tmp_path / "failed.txt")) == ["a/crash:v1", "a/refused:v1"]
+
+
+def signalling_worker(signals: list[int]):
+    """A worker whose line `a/signal:v1` sends the process `signals` (a real signal, through
+    the runner's own handlers), then finishes after a short while; other lines are quick."""
+
+    async def work(item: ListEntry, number: int) -> ImageResult:
+        if "signal" in item.text:
+            for signum in signals:
+                signal.raise_signal(signum)
+                await asyncio.sleep(0.05)  # the loop runs the handler
+            await asyncio.sleep(0.2 if len(signals) == 1 else 10)
+        return ImageResult(Status.SIGNED, "", 1)
+
+    return work
+
+
+def test_a_first_interrupt_lets_the_line_in_flight_finish_and_starts_no_other(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "report.json"
+    entries = [entry(1, "a/signal:v1"), *(entry(n, f"a/ok:v{n}") for n in range(2, 6))]
+    runner = Runner(signalling_worker([signal.SIGINT]), options(tmp_path, report, jobs=1))
+    summary = asyncio.run(asyncio.wait_for(runner.run(entries), 5))
+    assert summary.interrupted_by == signal.SIGINT
+    assert summary.counts == {"signed": 1, "not-started": 4}  # the one in flight finished
+    assert failed_lines(tmp_path / "failed.txt") == [f"a/ok:v{n}" for n in range(2, 6)]
+    document = report_of(report)
+    assert document["summary"]["interrupted"] is True
+    assert document["summary"]["not-started"] == 4
+    assert "interrupted (Ctrl-C): no new images start" in capfd.readouterr().err
+
+
+def test_a_second_interrupt_abandons_the_line_in_flight(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    entries = [entry(1, "a/signal:v1"), entry(2, "a/ok:v2"), entry(3, "a/ok:v3")]
+    work = signalling_worker([signal.SIGTERM, signal.SIGINT])
+    report = tmp_path / "report.json"
+    summary = asyncio.run(
+        asyncio.wait_for(Runner(work, options(tmp_path, report, jobs=1)).run(entries), 5)
+    )
+    assert summary.interrupted_by == signal.SIGTERM  # the first signal is the one reported
+    assert summary.counts == {"failed": 1, "not-started": 2}
+    assert failed_lines(tmp_path / "failed.txt") == ["a/signal:v1", "a/ok:v2", "a/ok:v3"]
+    first = report_of(report)["results"][0]
+    assert (first["status"], first["message"]) == ("failed", "abandoned: interrupted")
+    err = capfd.readouterr().err
+    assert "interrupted (SIGTERM)" in err
+    assert "interrupted again: abandoning the images in flight" in err
+
+
+def test_a_signal_before_the_run_starts_nothing(tmp_path: Path) -> None:
+    async def run() -> Summary:
+        async with Interrupts() as interrupts:
+            signal.raise_signal(signal.SIGINT)
+            await asyncio.sleep(0.05)
+            opts = options(tmp_path, interrupts=interrupts)
+            return await Runner(worker, opts).run([entry(1, "a/ok:v1"), entry(2, "a/ok:v2")])
+
+    summary = asyncio.run(run())
+    assert summary.interrupted_by == signal.SIGINT
+    assert summary.counts == {"not-started": 2}
+    assert failed_lines(tmp_path / "failed.txt") == ["a/ok:v1", "a/ok:v2"]
+
+
+def test_late_failures_of_the_finalizer_move_lines_from_written_to_failed(
+    tmp_path: Path,
+) -> None:
+    async def removing(item: ListEntry, number: int) -> ImageResult:
+        return ImageResult(Status.REMOVED, "", 1)
+
+    async def finalize() -> list[str]:
+        return ["a/ok:v1", "a/ok:v3"]
+
+    report = tmp_path / "report.json"
+    entries = [entry(n, f"a/ok:v{n}") for n in range(1, 4)]
+    runner = Runner(removing, options(tmp_path, report))
+    summary = asyncio.run(runner.run(entries, finalize=finalize))
+    assert summary.counts == {"removed": 1, "failed": 2}
+    assert summary.failed == 2 and summary.total == 3
+    assert failed_lines(tmp_path / "failed.txt") == ["a/ok:v1", "a/ok:v3"]
+    assert report_of(report)["summary"]["failed"] == 2
+
+
+def test_a_finalizer_that_raises_stops_the_run_with_its_error(tmp_path: Path) -> None:
+    async def finalize() -> list[str]:
+        raise RuntimeError("journal lost")
+
+    report = tmp_path / "report.json"
+    runner = Runner(worker, options(tmp_path, report))
+    summary = asyncio.run(
+        runner.run([entry(1, "a/ok:v1"), entry(2, "a/bad:v1")], finalize=finalize)
+    )
+    assert summary.fatal == "RuntimeError: journal lost"
+    assert summary.counts == {"signed": 1, "failed": 1}
+    assert failed_lines(tmp_path / "failed.txt") == ["a/bad:v1"]
+    assert report_of(report)["summary"]["stoppedBy"] == "RuntimeError: journal lost"
+
+
+def test_no_finalizer_after_an_abandoned_run(tmp_path: Path) -> None:
+    called: list[bool] = []
+
+    async def finalize() -> list[str]:
+        called.append(True)
+        return []
+
+    work = signalling_worker([signal.SIGINT, signal.SIGINT])
+    runner = Runner(work, options(tmp_path, jobs=1))
+    summary = asyncio.run(
+        asyncio.wait_for(runner.run([entry(1, "a/signal:v1")], finalize=finalize), 5)
+    )
+    assert summary.counts == {"failed": 1}
+    assert called == []  # nothing it could confirm: the run was abandoned
+
+
+def test_a_runner_error_is_reported_once_and_every_file_is_finished(tmp_path: Path) -> None:
+    def list_with_a_bug() -> Iterator[ListEntry]:
+        yield entry(1, "a/bad:v1")
+        yield entry(2, "a/ok:v2")
+        raise ValueError("a bug in the list reader")
+
+    report = tmp_path / "report.json"
+    summary = asyncio.run(
+        asyncio.wait_for(
+            Runner(worker, options(tmp_path, report, jobs=1)).run(list_with_a_bug()), 5
+        )
+    )
+    assert summary.fatal == "ValueError: a bug in the list reader"
+    assert summary.counts == {"failed": 1, "signed": 1}
+    assert failed_lines(tmp_path / "failed.txt") == ["a/bad:v1"]
+    document = report_of(report)
+    assert document["summary"]["stoppedBy"] == "ValueError: a bug in the list reader"
+    assert [p.name for p in sorted(tmp_path.iterdir())] == ["failed.txt", "report.json"]

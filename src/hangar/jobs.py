@@ -18,403 +18,23 @@ caller prints the summary and picks the exit code from `Summary`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime
-import json
 import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from hangar import output
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
-from hangar.outfiles import OutputFile, failed_header
-
-Status = Literal[
-    "signed",
-    "already-signed",
-    "skipped",
-    "mirror-format",
-    "failed",
-    "not-started",
-    "passed",
-    "removed",
-    "nothing-to-remove",
-]
-OK_STATUSES = (
-    "signed",
-    "already-signed",
-    "skipped",
-    "mirror-format",
-    "passed",
-    "removed",
-    "nothing-to-remove",
-)
-FAILED_STATUSES = ("failed", "not-started")
-# A line the final check fails was counted as one of these (sign, sign remove).
-WRITTEN_STATUSES = ("signed", "removed")
-SIGNAL_EXIT_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-
-@dataclass
-class ImageResult:
-    status: Status
-    message: str = ""
-    signatures: int = 0  # signatures written (sign) or removed, or verified digests (validate)
-    details: list[dict[str, Any]] = field(default_factory=list)
-    platforms: tuple[str, ...] = ()  # for "skipped": the platforms the image does have
-
+from hangar.interrupts import Interrupts
+from hangar.progress import Progress, Summary
+from hangar.results import FAILED_STATUSES, WRITTEN_STATUSES, ImageResult, Status
+from hangar.run_files import FailedList, Report
 
 Worker = Callable[[ListEntry, int], Awaitable[ImageResult]]
 Finalizer = Callable[[], Awaitable[list[str]]]
-
-
-@dataclass
-class Summary:
-    counts: dict[str, int] = field(default_factory=dict)
-    signatures: int = 0
-    elapsed: float = 0.0
-    interrupted_by: int | None = None  # the signal number that stopped the run
-    output_closed: bool = False
-    fatal: str | None = None  # the runner itself failed: what happened
-    platforms_seen: set[str] = field(default_factory=set)  # of images skipped for platform
-
-    @property
-    def interrupted(self) -> bool:
-        return self.interrupted_by is not None
-
-    @property
-    def failed(self) -> int:
-        return self.counts.get("failed", 0)
-
-    @property
-    def not_started(self) -> int:
-        return self.counts.get("not-started", 0)
-
-    def add(self, status: Status, signatures: int) -> None:
-        self.counts[status] = self.counts.get(status, 0) + 1
-        self.signatures += signatures
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def only_skipped_for_platform(self) -> bool:
-        """Every image line was skipped for its platform: nothing was done at all."""
-        skipped = self.counts.get("skipped", 0)
-        return skipped > 0 and skipped == self.total - self.counts.get("mirror-format", 0)
-
-
-class FailedList:
-    """The failed lines, in a temp file beside the target until the end (a regular target),
-    or written through as they come (a device, FIFO or open descriptor)."""
-
-    def __init__(self, output_file: OutputFile | None, command: str = "hangar sign") -> None:
-        self.output = output_file
-        self.count = 0
-        if output_file is not None and not output_file.destination.stream:
-            # Says who wrote it: no other command overwrites it, and a retry may read it.
-            name = output_file.destination.given
-            output_file.write(failed_header(command, str(name)) + "\n")
-
-    @classmethod
-    def at(cls, path: Path, command: str = "hangar sign") -> FailedList:
-        from hangar.outfiles import resolve_destination
-
-        return cls(OutputFile(resolve_destination(path, "-o"), "-o"), command)
-
-    def add(self, text: str) -> None:
-        self.count += 1
-        if self.output is not None:
-            self.output.write(text + "\n")
-
-    def finish(self) -> None:
-        out = self.output
-        if out is None:
-            return
-        if self.count or out.destination.stream or out.destination.given.is_symlink():
-            out.commit()  # a symlink's target gets the (empty) list rather than going away
-        else:
-            out.remove_target()
-
-    def discard(self) -> None:
-        if self.output is not None:
-            self.output.discard()
-
-
-REPORT_SCHEMA_VERSION = 1
-SUMMARY_KEYS = (
-    "signed",
-    "already-signed",
-    "passed",
-    "skipped",
-    "mirror-format",
-    "failed",
-    "not-started",
-)
-
-
-class Report:
-    """The --report document (docs/report.schema.json): the run's header, then one result per
-    line as results arrive (a long run never holds them in memory), then the summary. A
-    regular file is replaced only at the end, so it is always either the old or a whole one."""
-
-    def __init__(self, output_file: OutputFile | None) -> None:
-        self.output = output_file
-        self._first = True
-        self._begun = False
-        self._header: dict[str, Any] = {}
-
-    @classmethod
-    def at(cls, path: Path | None) -> Report:
-        from hangar.outfiles import resolve_destination
-
-        if path is None:
-            return cls(None)
-        return cls(OutputFile(resolve_destination(path, "--report"), "--report"))
-
-    def describe(self, **fields: Any) -> None:
-        """Header fields (command, keys...), known before the first result."""
-        self._header.update(fields)
-
-    def _begin(self) -> None:
-        if self._begun or self.output is None:
-            return
-        self._begun = True
-        from hangar import __version__
-
-        header = {
-            "schemaVersion": REPORT_SCHEMA_VERSION,
-            "hangarVersion": __version__,
-            **self._header,
-            "startTime": _now(),
-        }
-        # An object left open on "results": the results follow, the summary closes it.
-        self.output.write(json.dumps(header, indent=2)[:-2] + ',\n  "results": [\n')
-
-    def add(self, record: dict[str, Any]) -> None:
-        if self.output is None:
-            return
-        self._begin()
-        separator = "" if self._first else ",\n"
-        self._first = False
-        self.output.write(separator + "    " + json.dumps(record, sort_keys=False))
-
-    def finish(self, summary: Summary | None = None) -> None:
-        if self.output is None:
-            return
-        self._begin()
-        closing = {"endTime": _now(), "summary": _summary_document(summary or Summary())}
-        body = json.dumps(closing, indent=2)[1:]  # `"endTime": ...}` without its opening brace
-        self.output.write("\n  ],\n" + body.lstrip("\n") + "\n")
-        self.output.commit()
-
-    def discard(self) -> None:
-        if self.output is not None:
-            self.output.discard()
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _summary_document(summary: Summary) -> dict[str, Any]:
-    counts: dict[str, Any] = {"total": summary.total}
-    counts.update({key: summary.counts.get(key, 0) for key in SUMMARY_KEYS})
-    counts["signatures"] = summary.signatures
-    counts["elapsedSeconds"] = round(summary.elapsed, 3)
-    counts["interrupted"] = summary.interrupted
-    counts["stoppedBy"] = summary.fatal
-    return counts
-
-
-class Progress:
-    """Where the run stands. On a terminal: a bar with done/total, rate, elapsed time and an
-    ETA labelled as such; log lines print above it, [ERRO]/[WARN] coloured. Elsewhere (a CI
-    log): a `Progress:` line every `interval` seconds. Nothing with -q."""
-
-    def __init__(
-        self, verb: str, enabled: bool, *, interval: float = 0.0, total: int | None = None
-    ) -> None:
-        self._bar: Any = None
-        self._task: Any = None
-        self._verb = verb
-        self._interval = interval if not enabled else 0.0
-        self._total = total or None
-        self._started = time.monotonic()
-        self._last_line = self._started
-        if enabled:
-            self._bar = _rich_bar(verb)
-
-    def __enter__(self) -> Progress:
-        if self._bar is not None:
-            self._bar.start()
-            # The total is known from the first frame: never a `0/?` bar.
-            self._task = self._bar.add_task("", total=self._total, signatures=0, rate="")
-            console = self._bar.console
-            # soft_wrap: a long log line must stay one line (copy-paste, grep), not be re-flowed.
-            output.set_sink(lambda line: console.print(_styled(line), soft_wrap=True))
-        return self
-
-    def update(self, done: int, signatures: int, rate: float) -> None:
-        if self._bar is not None:
-            self._bar.update(
-                self._task, completed=done, signatures=signatures, rate=f"{rate:.1f}/s"
-            )
-            return
-        now = time.monotonic()
-        if self._interval > 0 and now - self._last_line >= self._interval:
-            self._last_line = now
-            output.info(self.line(done, now - self._started))
-
-    def line(self, done: int, elapsed: float) -> str:
-        """`Progress: 120/500 images (24%), 3.1 images/s, elapsed 38s, ETA 2m02s`."""
-        rate = done / elapsed if elapsed > 0 else 0.0
-        if not self._total:
-            return f"Progress: {done} images, {rate:.1f} images/s, elapsed {_clock(elapsed)}"
-        left = max(self._total - done, 0)
-        eta = _clock(left / rate) if rate > 0 else "unknown"
-        share = 100 * done // self._total
-        return (
-            f"Progress: {done}/{self._total} images ({share}%), {rate:.1f} images/s, "
-            f"elapsed {_clock(elapsed)}, ETA {eta}"
-        )
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            output.set_sink(None)
-            self._bar.stop()
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
-def _rich_bar(verb: str) -> Any:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.progress import Progress as RichProgress
-
-    return RichProgress(
-        TextColumn(f"[bold]{verb}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("images  {task.fields[signatures]} signatures  {task.fields[rate]}"),
-        # Both times are labelled: an unlabelled clock reads as elapsed time.
-        TextColumn("elapsed"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-
-
-def _styled(line: str) -> Any:
-    from rich.text import Text
-
-    text = Text(line)
-    style = {"[ERRO]": "bold red", "[WARN]": "yellow"}.get(line[:6])
-    if style is not None:
-        text.stylize(style, 0, 6)
-    return text
-
-
-class Interrupts:
-    """SIGINT and SIGTERM for a whole command, installed before its first request so that no
-    signal ever meets Python's default handlers mid-run (a KeyboardInterrupt inside asyncio
-    would tear the run down with tasks still writing). Listeners get (signal, how many so far).
-    Work started with `guard()` before the run (the login check) is cancelled by a signal."""
-
-    def __init__(self) -> None:
-        self.first: int | None = None  # the signal that stopped the command
-        self.count = 0
-        self._listener: Callable[[int, int], None] | None = None
-        self._guarded: set[asyncio.Task[Any]] = set()
-        self._restore: Callable[[], None] = lambda: None
-
-    async def __aenter__(self) -> Interrupts:
-        self._install()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._restore()
-
-    def _install(self) -> None:
-        loop = asyncio.get_running_loop()
-        installed: list[tuple[int, Any]] = []
-        for signum in SIGNAL_EXIT_CODES:
-            try:
-                previous = signal.getsignal(signum)
-                loop.add_signal_handler(signum, self._on_signal, signum)
-            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
-                continue
-            installed.append((signum, previous))
-
-        def restore() -> None:
-            for signum, previous in installed:
-                loop.remove_signal_handler(signum)
-                # asyncio leaves SIG_DFL behind; the previous handler must come back so that
-                # a late SIGTERM still unwinds (no temp file left) instead of killing outright.
-                signal.signal(signum, previous)
-            self._restore = lambda: None
-
-        self._restore = restore
-
-    @contextlib.contextmanager
-    def paused(self) -> Iterator[None]:
-        """Python's own handlers for a blocking prompt: a Ctrl-C there must interrupt the
-        read (KeyboardInterrupt), which the loop's handler cannot do."""
-        self._restore()
-        try:
-            yield
-        finally:
-            self._install()
-
-    def listen(self, listener: Callable[[int, int], None] | None) -> None:
-        self._listener = listener
-
-    async def guard(self, work: Awaitable[Any]) -> None:
-        """Run `work` unless a signal came or comes: then it is cancelled, quietly."""
-        if self.first is not None:
-            if asyncio.iscoroutine(work):
-                work.close()
-            return
-        task = asyncio.ensure_future(work)
-        self._guarded.add(task)
-        try:
-            await task
-        except asyncio.CancelledError:
-            if self.first is None:
-                raise
-        except KeyboardInterrupt:  # Ctrl-C at a prompt (see paused)
-            self._on_signal(signal.SIGINT)
-        finally:
-            self._guarded.discard(task)
-
-    def _on_signal(self, signum: int) -> None:
-        self.count += 1
-        if self.first is None:
-            self.first = signum
-        for task in self._guarded:
-            task.cancel()
-        if self._listener is not None:
-            self._listener(signum, self.count)
 
 
 @dataclass
@@ -535,7 +155,7 @@ class Runner:
             written = next((s for s in WRITTEN_STATUSES if counts.get(s, 0) > 0), None)
             if written is not None:
                 counts[written] -= 1
-            counts["failed"] = counts.get("failed", 0) + 1
+            counts[Status.FAILED] = counts.get(Status.FAILED, 0) + 1
 
     def _on_signal(self, signum: int, count: int) -> None:
         if count > 1 or self._stopping:
@@ -575,7 +195,8 @@ class Runner:
     def _record_unstarted(self, entry: ListEntry) -> None:
         if entry.unsupported is not None:
             return
-        self._finish(entry, 0, ImageResult("not-started", "not started: interrupted"), log=False)
+        result = ImageResult(Status.NOT_STARTED, "not started: interrupted")
+        self._finish(entry, 0, result, log=False)
 
     async def _work(self, numbered: Iterator[tuple[int, ListEntry]]) -> None:
         # The workers share one iterator: next() runs without an await, so each line is
@@ -587,26 +208,27 @@ class Runner:
             try:
                 result = await self._one(number, entry)
             except asyncio.CancelledError:
-                self._finish(entry, number, ImageResult("failed", "abandoned: interrupted"))
+                self._finish(entry, number, ImageResult(Status.FAILED, "abandoned: interrupted"))
                 raise
             self._finish(entry, number, result)
 
     async def _one(self, number: int, entry: ListEntry) -> ImageResult:
         if entry.unsupported is not None:
             output.warn(f"line {entry.line_number}: {entry.unsupported}, skipped: {entry.text}")
-            return ImageResult("mirror-format", entry.unsupported)
+            return ImageResult(Status.MIRROR_FORMAT, entry.unsupported)
         if entry.error is not None:
-            return ImageResult("failed", f"line {entry.line_number}: {entry.error}")
+            return ImageResult(Status.FAILED, f"line {entry.line_number}: {entry.error}")
         try:
             async with asyncio.timeout(self.options.timeout):
                 return await self.worker(entry, number)
         except TimeoutError:
-            return ImageResult("failed", f"timed out after {self.options.timeout:g}s (--timeout)")
+            message = f"timed out after {self.options.timeout:g}s (--timeout)"
+            return ImageResult(Status.FAILED, message)
         except HangarError as exc:
-            return ImageResult("failed", str(exc))
+            return ImageResult(Status.FAILED, str(exc))
         except Exception as exc:  # a bug must not stop the other images
             output.debug(f"unexpected error for {entry.text}: {exc!r}")
-            return ImageResult("failed", f"unexpected error: {exc.__class__.__name__}: {exc}")
+            return ImageResult(Status.FAILED, f"unexpected error: {exc.__class__.__name__}: {exc}")
 
     def _finish(self, entry: ListEntry, number: int, result: ImageResult, log: bool = True) -> None:
         self.summary.add(result.status, result.signatures)

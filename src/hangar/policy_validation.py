@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
 
 from hangar import output
 from hangar.attachment_blobs import unreadable_reason
 from hangar.imagelist import ListEntry
-from hangar.jobs import ImageResult
 from hangar.policy.context import PolicyContext
 from hangar.policy.evaluation import (
     ACCEPTED,
@@ -30,6 +28,7 @@ from hangar.policy.evaluation import (
 )
 from hangar.reference import Reference
 from hangar.registry.client import RegistryClient
+from hangar.results import DigestRecord, ImageResult, PolicyRecord, Status
 from hangar.targets import Target, select_targets, skipped_for_platform
 from hangar.validation import AttachmentUnreadable, ValidateOptions, Validator
 
@@ -84,13 +83,13 @@ class PolicyValidator(Validator):
         for target, group in zip(targets, per_target, strict=True):
             _log(ref, target, group, number)
         refused = [t.label for t, group in zip(targets, per_target, strict=True) if _failed(group)]
-        details = [_record(verdict) for verdict in verdicts]
+        details: list[DigestRecord] = [_record(verdict) for verdict in verdicts]
         if refused:
             message = (
                 f"{len(refused)} of {len(targets)} platform(s) not accepted ({', '.join(refused)})"
             )
-            return ImageResult("failed", message, len(targets) - len(refused), details)
-        return ImageResult("passed", "", len(targets), details)
+            return ImageResult(Status.FAILED, message, len(targets) - len(refused), details)
+        return ImageResult(Status.PASSED, "", len(targets), details)
 
     async def _judge(self, ref: Reference, target: Target, pulls: list[Pull]) -> list[PullVerdict]:
         scoped = [(pull, *self.context.requirements_for(pull.reference)) for pull in pulls]
@@ -141,7 +140,7 @@ def _log(ref: Reference, target: Target, group: list[PullVerdict], number: int) 
             output.error(f"{line}: {item.verdict.reason}", image=number)
 
 
-def _record(item: PullVerdict) -> dict[str, Any]:
+def _record(item: PullVerdict) -> PolicyRecord:
     return {
         "digest": item.target.digest,
         "platform": item.target.label,

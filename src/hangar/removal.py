@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from dataclasses import dataclass, field
-from typing import Any
 
 from hangar import output
-from hangar.attachment_writer import MAX_MERGE_ATTEMPTS, AttachmentWriter, Edit, SignatureStore
+from hangar.attachment_merge import Edit, SignatureStore, TagRead
+from hangar.attachment_writer import AttachmentWriter
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
-from hangar.jobs import ImageResult
 from hangar.reference import Reference
 from hangar.registry.client import RegistryClient
 from hangar.registry.errors import DigestMismatchError, NotFoundError, TooLargeError
+from hangar.results import ImageResult, RemoveRecord, Status
 from hangar.sigstore.attachment import (
     MAX_SIGNATURE_BLOB,
     SIMPLESIGNING_MEDIA_TYPE,
@@ -148,7 +148,7 @@ class DropLayers:
     def lock_key(self) -> str:
         return f"{self.sig_ref.name}:{self.sig_ref.tag}"
 
-    async def in_place(self, read: Any, attachment: Attachment | None, *, first: bool) -> bool:
+    async def in_place(self, read: TagRead, attachment: Attachment | None, *, first: bool) -> bool:
         if read.manifest is None or attachment is None:
             self._pending = (None, [])
             return True  # no tag: nothing to remove (any more)
@@ -159,7 +159,7 @@ class DropLayers:
         return not matches
 
     async def edit(
-        self, read: Any, attachment: Attachment | None, *, first: bool, blob_race: bool
+        self, read: TagRead, attachment: Attachment | None, *, first: bool, blob_race: bool
     ) -> Edit:
         digest, matches = self._pending
         assert attachment is not None and digest == read.digest and matches
@@ -189,14 +189,14 @@ class DropLayers:
     async def after_blob_race(self) -> None:
         return None  # our manifest refers to existing layers and a config checked first
 
-    def gave_up(self) -> HangarError:
+    def gave_up(self, attempts: int) -> HangarError:
         return HangarError(
             f"could not remove signatures from {self.sig_ref.name} tag {self.sig_ref.tag}: it "
-            f"kept changing under {MAX_MERGE_ATTEMPTS} concurrent writes",
+            f"kept changing under {attempts} concurrent writes",
             hint="run the command again; it removes only what is still there",
         )
 
-    def undone(self) -> HangarError:
+    def undone(self, rounds: int) -> HangarError:
         return HangarError(
             "other writers kept putting back the signatures removed from tag "
             f"{self.sig_ref.tag} of {self.sig_ref.name}",
@@ -234,25 +234,26 @@ class Remover:
         if not selection.targets:
             return skipped_for_platform(ref, selection, number)
         targets = selection.targets
-        details: list[dict[str, Any]] = []
+        details: list[RemoveRecord] = []
         errors: list[str] = []
         removed = 0
         for target in targets:
-            record: dict[str, Any] = {"digest": target.digest, "platform": target.label}
+            record: RemoveRecord = {"digest": target.digest, "platform": target.label}
             try:
                 layers = await self._remove_target(ref, target, number, record)
             except HangarError as exc:
-                record.update(action="failed", error=str(exc))
+                record["action"], record["error"] = "failed", str(exc)
                 errors.append(f"{target.label} {target.digest}: {exc}")
             else:
                 removed += layers
             details.append(record)
         if errors:
-            return ImageResult("failed", "; ".join(errors), removed, details)
-        return ImageResult("removed" if removed else "nothing-to-remove", "", removed, details)
+            return ImageResult(Status.FAILED, "; ".join(errors), removed, details)
+        status = Status.REMOVED if removed else Status.NOTHING_TO_REMOVE
+        return ImageResult(status, "", removed, details)
 
     async def _remove_target(
-        self, ref: Reference, target: Target, number: int, record: dict[str, Any]
+        self, ref: Reference, target: Target, number: int, record: RemoveRecord
     ) -> int:
         """Remove (or with --dry-run, list) what the rule matches on this digest's tag; the
         number of layers removed (or that would be)."""
@@ -260,7 +261,7 @@ class Remover:
         where = f"[{ref.name}@{target.digest}] ({target.label})"
         if self.options.dry_run:
             matches = await self._preview(sig_ref)
-            record.update(action="would-remove" if matches else "nothing-to-remove")
+            record["action"] = "would-remove" if matches else "nothing-to-remove"
             record["layers"] = [{"digest": m.layer_digest, "reason": m.reason} for m in matches]
             for match in matches:
                 output.info(
@@ -274,7 +275,7 @@ class Remover:
         wrote = await self.writer.apply(change)
         change.release()
         if not wrote:
-            record.update(action="nothing-to-remove", layers=[])
+            record["action"], record["layers"] = "nothing-to-remove", []
             output.info(f"Nothing to remove {where}", image=number)
             return 0
         removed = change.last_edit

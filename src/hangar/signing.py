@@ -9,15 +9,15 @@ from __future__ import annotations
 import contextvars
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from hangar import __version__, output
 from hangar.attachment_writer import AttachmentWriter, Outcome
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
-from hangar.jobs import ImageResult, Status
 from hangar.reference import Reference
 from hangar.registry.client import RegistryClient
+from hangar.results import ImageResult, SignRecord, Status
 from hangar.sigstore.attachment import NewSignature, signature_tag
 from hangar.sigstore.keys import PrivateKey
 from hangar.sigstore.payload import build_payload
@@ -92,12 +92,12 @@ class Signer:
         """Sign the targets one after the other (each signature's own requests overlap; the
         images of a run do too, -j at a time)."""
         line = _current_line.get()
-        details: list[dict[str, Any]] = []
+        details: list[SignRecord] = []
         written = 0
         errors: list[str] = []
         for target in targets:
             identity = identity_for(ref, target.digest, self.options.identity_mode)
-            record: dict[str, Any] = {
+            record: SignRecord = {
                 "digest": target.digest,
                 "platform": target.label,
                 "identity": identity,
@@ -105,7 +105,7 @@ class Signer:
             try:
                 outcome = await self._sign_target(ref, target, line)
             except HangarError as exc:
-                record.update(action="failed", error=str(exc))
+                record["action"], record["error"] = "failed", str(exc)
                 errors.append(f"{target.label} {target.digest}: {exc}")
             else:
                 record["action"] = outcome
@@ -114,8 +114,8 @@ class Signer:
                 output.info(f"{verb} [{ref.name}@{target.digest}] ({target.label})", image=number)
             details.append(record)
         if errors:
-            return ImageResult("failed", "; ".join(errors), written, details)
-        status: Status = "signed" if written else "already-signed"
+            return ImageResult(Status.FAILED, "; ".join(errors), written, details)
+        status = Status.SIGNED if written else Status.ALREADY_SIGNED
         return ImageResult(status, "", written, details)
 
     async def _sign_target(self, ref: Reference, target: Target, line: str) -> Outcome:

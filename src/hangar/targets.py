@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hangar import output
-from hangar.jobs import ImageResult
 from hangar.manifest import (
     INDEX_TYPES,
     Descriptor,
@@ -17,7 +16,11 @@ from hangar.manifest import (
 )
 from hangar.reference import Reference
 from hangar.registry.client import Manifest, RegistryClient
-from hangar.sigstore.attachment import MAX_SIGNATURE_BLOB
+from hangar.results import ImageResult, Status
+
+# The largest image config read, as containers/image's iolimits.MaxConfigBodySize: podman and
+# skopeo refuse a larger one. (Signature payloads have their own cap, MAX_SIGNATURE_BLOB.)
+MAX_CONFIG_SIZE = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -64,14 +67,18 @@ async def select_targets(
             chosen.append(Target(manifest.digest, "index"))
         platforms = tuple(str(e.platform) for e in entries if e.platform is not None)
         return Selection(chosen, platforms)
-    config = config_descriptor(manifest.data)
-    blob = await client.get_blob(
-        ref.registry, ref.repository, config.digest, max_size=MAX_SIGNATURE_BLOB
-    )
-    platform = config_platform(blob)
+    platform = config_platform(await read_config(client, ref, manifest))
     if platform_matches(platform, oses, arches):
         return Selection([Target(manifest.digest, str(platform))], (str(platform),))
     return Selection([], (str(platform),))
+
+
+async def read_config(client: RegistryClient, ref: Reference, manifest: Manifest) -> bytes:
+    """The config blob of a single (platform) manifest, at most MAX_CONFIG_SIZE bytes."""
+    descriptor = config_descriptor(manifest.data)
+    return await client.get_blob(
+        ref.registry, ref.repository, descriptor.digest, max_size=MAX_CONFIG_SIZE
+    )
 
 
 def skipped_for_platform(ref: Reference, selection: Selection, number: int) -> ImageResult:
@@ -79,7 +86,7 @@ def skipped_for_platform(ref: Reference, selection: Selection, number: int) -> I
     have = ", ".join(selection.platforms) or "none"
     output.info(f"no matching platform (it has {have}), skipped [{ref}]", image=number)
     return ImageResult(
-        "skipped", f"no matching platform (it has {have})", platforms=selection.platforms
+        Status.SKIPPED, f"no matching platform (it has {have})", platforms=selection.platforms
     )
 
 

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
 
 from hangar import output
 from hangar.attachment_blobs import LayerBlob, fetch_layer_blobs, unreadable_reason
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
-from hangar.jobs import ImageResult
 from hangar.reference import Reference
 from hangar.registry.client import Manifest, RegistryClient
 from hangar.registry.errors import NotFoundError
+from hangar.results import DigestRecord, ImageResult, Status, ValidateRecord
 from hangar.sigstore.attachment import parse_attachment, signature_tag
 from hangar.sigstore.identity import (
     IdentityRule,
@@ -87,7 +86,7 @@ class Validator:
             return skipped_for_platform(ref, selection, number)
         targets = selection.targets
         checks = await asyncio.gather(*(self._check(ref, target) for target in targets))
-        details = [self._record(check) for check in checks]
+        details: list[DigestRecord] = [self._record(check) for check in checks]
         failures = [check for check in checks if not check.passed]
         for check in failures:
             output.error(
@@ -99,9 +98,9 @@ class Validator:
             # message once more for the image, so it only names what failed.
             labels = ", ".join(check.target.label for check in failures)
             message = f"{len(failures)} of {len(checks)} digest(s) not accepted ({labels})"
-            return ImageResult("failed", message, len(checks) - len(failures), details)
+            return ImageResult(Status.FAILED, message, len(checks) - len(failures), details)
         output.info(f"PASS: [{ref}]", image=number)
-        return ImageResult("passed", "", len(checks), details)
+        return ImageResult(Status.PASSED, "", len(checks), details)
 
     async def _all_instances(self, ref: Reference, manifest: Manifest) -> Selection | None:
         """With --all-instances: every instance, whatever --os/--arch (None: not asked)."""
@@ -174,7 +173,7 @@ class Validator:
             raise AttachmentUnreadable(f"unreadable signature attachment: {exc.message}") from None
         return await fetch_layer_blobs(self.client, ref, attachment)
 
-    def _record(self, check: DigestCheck) -> dict[str, Any]:
+    def _record(self, check: DigestCheck) -> ValidateRecord:
         return {
             "digest": check.target.digest,
             "platform": check.target.label,

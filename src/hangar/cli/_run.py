@@ -16,17 +16,10 @@ from hangar import output
 from hangar.cli._args import split_list
 from hangar.cli._outputs import open_outputs
 from hangar.imagelist import ListEntry, ListSource, iter_image_list, open_image_list
-from hangar.jobs import (
-    SIGNAL_EXIT_CODES,
-    FailedList,
-    Finalizer,
-    Interrupts,
-    Report,
-    Runner,
-    RunOptions,
-    Summary,
-    Worker,
-)
+from hangar.interrupts import SIGNAL_EXIT_CODES, Interrupts
+from hangar.jobs import Finalizer, Runner, RunOptions, Worker
+from hangar.progress import Summary
+from hangar.run_files import FailedList, Report
 
 if TYPE_CHECKING:
     from hangar.registry.client import RegistryClient

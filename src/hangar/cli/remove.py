@@ -124,7 +124,7 @@ def _rule(flags, load_public_key):
 
 
 async def _remove_run(options, jobs, prepared, flags):
-    from hangar.jobs import Interrupts
+    from hangar.interrupts import Interrupts
     from hangar.removal import Remover
 
     async with Interrupts() as interrupts, registry_client(flags, jobs) as client:

@@ -124,7 +124,7 @@ def _sign(**flags) -> int:
 
 
 async def _sign_run(key, options, jobs, prepared, flags):
-    from hangar.jobs import Interrupts
+    from hangar.interrupts import Interrupts
     from hangar.signing import Signer
 
     async with Interrupts() as interrupts, registry_client(flags, jobs) as client:

@@ -142,7 +142,7 @@ def _validate(**flags) -> int:
 
 
 async def _validate_run(keys, context, options, jobs, prepared, flags):
-    from hangar.jobs import Interrupts
+    from hangar.interrupts import Interrupts
     from hangar.policy_validation import PolicyValidator
     from hangar.validation import Validator
 

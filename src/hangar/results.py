@@ -1,0 +1,114 @@
+"""What one image line came to: its status and the per-digest records of the --report.
+
+Neutral ground between the domain (signing, validation, removal) and the runner (jobs): the
+domain returns an ImageResult, the runner counts it, logs it and writes it to the report.
+The status values and record keys appear in the output, the report and
+docs/report.schema.json: they never change within a schemaVersion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NotRequired, TypedDict
+
+
+class Status(StrEnum):
+    SIGNED = "signed"
+    ALREADY_SIGNED = "already-signed"
+    SKIPPED = "skipped"  # no platform passes --os/--arch
+    MIRROR_FORMAT = "mirror-format"  # a SOURCE DEST TAG line, skipped
+    FAILED = "failed"
+    NOT_STARTED = "not-started"  # the run stopped before the line started
+    PASSED = "passed"
+    REMOVED = "removed"
+    NOTHING_TO_REMOVE = "nothing-to-remove"
+
+
+FAILED_STATUSES = frozenset({Status.FAILED, Status.NOT_STARTED})
+# A line the final check fails was counted as one of these (sign, sign remove).
+WRITTEN_STATUSES = (Status.SIGNED, Status.REMOVED)
+
+
+# -- report records, one per digest of a line (the "digests" of a result) --------------------
+
+
+class SignRecord(TypedDict):
+    """sign: what happened to one digest."""
+
+    digest: str
+    platform: str
+    identity: str  # the docker-reference written
+    action: NotRequired[str]  # signed, already-signed, failed
+    error: NotRequired[str]
+
+
+class SignatureRecord(TypedDict):
+    """validate: the verdict on one signature layer."""
+
+    layer: str
+    key: str | None  # the fingerprint of the key that verified it
+    identity: str | None
+    creator: str | None
+    timestamp: int | None
+    accepted: bool
+    reason: str
+
+
+class ValidateRecord(TypedDict):
+    """validate: whether one digest is accepted."""
+
+    digest: str
+    platform: str
+    passed: bool
+    reason: str
+    signatures: list[SignatureRecord]
+
+
+class PolicySignatureRecord(TypedDict):
+    layer: str
+    identity: str | None
+    accepted: bool
+    reason: str
+
+
+class PolicyRecord(TypedDict):
+    """validate --policy: the verdict on one digest pulled one way (by tag, by digest)."""
+
+    digest: str
+    platform: str
+    pulled: str
+    pulled_as: str
+    scope: str
+    verdict: str
+    passed: bool
+    reason: str
+    signatures: list[PolicySignatureRecord]
+
+
+class RemovedLayerRecord(TypedDict):
+    digest: str
+    reason: str
+
+
+class RemoveRecord(TypedDict):
+    """sign remove: what happened to one digest's signatures."""
+
+    digest: str
+    platform: str
+    action: NotRequired[str]  # removed, removed-tag, would-remove, nothing-to-remove, failed
+    error: NotRequired[str]
+    layers: NotRequired[list[RemovedLayerRecord]]
+
+
+DigestRecord = SignRecord | ValidateRecord | PolicyRecord | RemoveRecord
+
+
+@dataclass
+class ImageResult:
+    status: Status
+    message: str = ""
+    signatures: int = 0  # signatures written (sign) or removed, or verified digests (validate)
+    details: Sequence[DigestRecord] = ()
+    platforms: tuple[str, ...] = ()  # for "skipped": the platforms the image does have
