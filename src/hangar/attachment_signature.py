@@ -19,9 +19,9 @@ from hangar.sigstore.attachment import (
     Attachment,
     SignatureLayer,
     append_signatures,
-    has_signature,
 )
-from hangar.sigstore.verify import Verifier
+from hangar.sigstore.keys import Verifier
+from hangar.sigstore.verify import has_signature
 from hangar.write_journal import Written
 
 # Payload blobs of existing layers fetched at once when looking for this key's signature.
@@ -41,7 +41,7 @@ async def already_signed(
 
     Fetches each distinct payload that could be such a signature, a few at a time; a payload
     that cannot be read is another writer's layer (kept as it is when we merge), not a reason
-    to fail. The verdict itself is attachment.has_signature.
+    to fail. The verdict itself is verify.has_signature.
     """
     candidates = [layer for layer in attachment.layers if may_be_signature(layer)]
     digests = list(dict.fromkeys(layer.digest for layer in candidates))

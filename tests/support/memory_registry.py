@@ -1,4 +1,4 @@
-"""An in-memory registry with the operations of attachment_writer.SignatureStore, for the write
+"""An in-memory registry with the operations of attachment_merge.SignatureStore, for the write
 protocol's unit tests only (end-to-end tests use the real docker-registry).
 
 Tests script its misbehaviour: hooks run another writer before or after any request, a PUT can
