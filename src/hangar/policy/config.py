@@ -15,6 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from hangar.errors import HangarError, InvalidReferenceError
+from hangar.policy._json import (
+    Invalid,
+    JSONObject,
+    bytes_field,
+    bytes_list_field,
+    exact_fields,
+    json_object,
+    kind_of,
+    listed,
+    object_pairs,
+    quoted,
+    string_field,
+    strings_field,
+)
 from hangar.policy.requirements import (
     InsecureAcceptAnything,
     Reject,
@@ -23,7 +37,6 @@ from hangar.policy.requirements import (
     SignedBy,
     SigstoreSigned,
 )
-from hangar.sigstore.attachment import decode_signature
 from hangar.sigstore.identity import (
     IdentityRule,
     exact_reference,
@@ -57,28 +70,6 @@ class Policy:
         return self.transports.get("docker")
 
 
-class _Invalid(Exception):
-    """The first problem found, with the path of the field (`transports.docker."x"[0].type`)."""
-
-    def __init__(self, path: str, why: str) -> None:
-        super().__init__(f"{path}: {why}" if path else why)
-
-
-class _Object(dict):
-    """A JSON object that remembers its first duplicate key (Go's paranoid parser refuses it)."""
-
-    duplicate: str | None = None
-
-
-def _pairs(pairs: list[tuple[str, Any]]) -> _Object:
-    result = _Object()
-    for key, value in pairs:
-        if key in result and result.duplicate is None:
-            result.duplicate = key
-        result[key] = value
-    return result
-
-
 def load_policy(path: str | Path) -> Policy:
     """Read and check a policy.json; PolicyError names the file and the field."""
     try:
@@ -93,12 +84,12 @@ def load_policy(path: str | Path) -> Policy:
 
 def parse_policy(data: bytes, *, source: str = "policy.json") -> Policy:
     try:
-        document = json.loads(data, object_pairs_hook=_pairs)
+        document = json.loads(data, object_pairs_hook=object_pairs)
     except (ValueError, UnicodeDecodeError) as exc:
         raise _policy_error(source, f"not valid JSON: {exc}") from None
     try:
         return _policy(document)
-    except _Invalid as exc:
+    except Invalid as exc:
         raise _policy_error(source, str(exc)) from None
 
 
@@ -109,98 +100,17 @@ def _policy_error(source: str, why: str) -> PolicyError:
     )
 
 
-# --- objects -----------------------------------------------------------------------------------
-
-
-def _object(value: Any, path: str, allowed: tuple[str, ...] | None) -> _Object:
-    """A JSON object with no duplicate key and, when `allowed` is given, no other key."""
-    if not isinstance(value, _Object):
-        raise _Invalid(path, f"a JSON object is expected, not {_kind(value)}")
-    if value.duplicate is not None:
-        raise _Invalid(path, f'duplicate key "{value.duplicate}"')
-    if allowed is not None:
-        for key in value:
-            if key not in allowed:
-                raise _Invalid(path, f'unknown key "{key}"')
-    return value
-
-
-def _exact_fields(value: Any, path: str, fields: tuple[str, ...]) -> _Object:
-    """ParanoidUnmarshalJSONObjectExactFields: exactly these keys."""
-    obj = _object(value, path, fields)
-    for key in fields:
-        if key not in obj:
-            raise _Invalid(path, f'key "{key}" missing')
-    return obj
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
-def _string(obj: _Object, key: str, path: str) -> str:
-    """A string field; a missing field or null is "" (Go leaves the string empty)."""
-    value = obj.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise _Invalid(f"{path}.{key}", f"a string is expected, not {_kind(value)}")
-    return value
-
-
-def _strings(obj: _Object, key: str, path: str) -> list[str] | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise _Invalid(f"{path}.{key}", "an array of strings is expected")
-    return value
-
-
-def _bytes(obj: _Object, key: str, path: str) -> bytes | None:
-    """Go's []byte: standard base64 in a string; null leaves it unset."""
-    value = obj.get(key)
-    if value is None:
-        return None
-    decoded = decode_signature(value) if isinstance(value, str) else None
-    if decoded is None:
-        raise _Invalid(f"{path}.{key}", "base64 data in a string is expected")
-    return decoded
-
-
-def _bytes_list(obj: _Object, key: str, path: str) -> list[bytes] | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise _Invalid(f"{path}.{key}", "an array of base64 strings is expected")
-    items = [
-        _bytes(_Object(item=item), "item", f"{path}.{key}[{i}]") for i, item in enumerate(value)
-    ]
-    return [item or b"" for item in items]
-
-
 # --- the policy and its transports ---------------------------------------------------------------
 
 
 def _policy(document: Any) -> Policy:
-    top = _object(document, "", ("default", "transports"))
+    top = json_object(document, "", ("default", "transports"))
     if "default" not in top or top["default"] is None:
-        raise _Invalid("", 'the "default" policy is missing')
+        raise Invalid("", 'the "default" policy is missing')
     default = _requirements(top["default"], "default")
     transports: dict[str, dict[str, tuple[Requirement, ...]]] = {}
     if top.get("transports") is not None:
-        for name, scopes in _object(top["transports"], "transports", None).items():
+        for name, scopes in json_object(top["transports"], "transports", None).items():
             transports[name] = _scopes(scopes, f'transports."{name}"')
     return Policy(default, transports)
 
@@ -208,15 +118,15 @@ def _policy(document: Any) -> Policy:
 def _scopes(value: Any, path: str) -> dict[str, tuple[Requirement, ...]]:
     # The docker transport accepts any scope text (its ValidatePolicyConfigurationScope
     # checks nothing); other transports' scope rules are not hangar's concern.
-    scopes = _object(value, path, None)
+    scopes = json_object(value, path, None)
     return {scope: _requirements(reqs, f'{path}."{scope}"') for scope, reqs in scopes.items()}
 
 
 def _requirements(value: Any, path: str) -> tuple[Requirement, ...]:
     if not isinstance(value, list):
-        raise _Invalid(path, f"an array of requirements is expected, not {_kind(value)}")
+        raise Invalid(path, f"an array of requirements is expected, not {kind_of(value)}")
     if not value:
-        raise _Invalid(path, "the list of requirements must not be empty")
+        raise Invalid(path, "the list of requirements must not be empty")
     return tuple(_requirement(item, f"{path}[{i}]") for i, item in enumerate(value))
 
 
@@ -224,47 +134,43 @@ def _requirements(value: Any, path: str) -> tuple[Requirement, ...]:
 
 
 def _requirement(value: Any, path: str) -> Requirement:
-    obj = _object(value, path, None)
+    obj = json_object(value, path, None)
     kind = obj.get("type")
     parser = _REQUIREMENTS.get(kind) if isinstance(kind, str) else None
     if parser is None:
-        raise _Invalid(f"{path}.type", f"unknown policy requirement type {_quoted(kind)}")
+        raise Invalid(f"{path}.type", f"unknown policy requirement type {quoted(kind)}")
     return parser(obj, path)
 
 
-def _quoted(value: Any) -> str:
-    return json.dumps(value) if value is not None else '""'
-
-
-def _accept_anything(obj: _Object, path: str) -> Requirement:
-    _exact_fields(obj, path, ("type",))
+def _accept_anything(obj: JSONObject, path: str) -> Requirement:
+    exact_fields(obj, path, ("type",))
     return InsecureAcceptAnything()
 
 
-def _reject(obj: _Object, path: str) -> Requirement:
-    _exact_fields(obj, path, ("type",))
+def _reject(obj: JSONObject, path: str) -> Requirement:
+    exact_fields(obj, path, ("type",))
     return Reject()
 
 
-def _signed_by(obj: _Object, path: str) -> Requirement:
+def _signed_by(obj: JSONObject, path: str) -> Requirement:
     keys = ("type", "keyType", "keyPath", "keyPaths", "keyData", "signedIdentity")
-    _object(obj, path, keys)
+    json_object(obj, path, keys)
     key_type = obj.get("keyType")
     if key_type not in SB_KEY_TYPES:
-        raise _Invalid(f"{path}.keyType", f"unrecognized keyType value {_quoted(key_type)}")
+        raise Invalid(f"{path}.keyType", f"unrecognized keyType value {quoted(key_type)}")
     sources = [key for key in ("keyPath", "keyPaths", "keyData") if key in obj]
     if len(sources) != 1:
-        raise _Invalid(path, "exactly one of keyPath, keyPaths and keyData must be specified")
-    key_path = _string(obj, "keyPath", path)
-    key_paths = _strings(obj, "keyPaths", path)
-    key_data = _bytes(obj, "keyData", path)
+        raise Invalid(path, "exactly one of keyPath, keyPaths and keyData must be specified")
+    key_path = string_field(obj, "keyPath", path)
+    key_paths = strings_field(obj, "keyPaths", path)
+    key_data = bytes_field(obj, "keyData", path)
     if not key_path and key_paths is None and key_data is None:
-        raise _Invalid(path, "exactly one of keyPath, keyPaths and keyData must be specified")
+        raise Invalid(path, "exactly one of keyPath, keyPaths and keyData must be specified")
     return SignedBy(key_type, _signed_identity(obj, path))
 
 
-def _signed_base_layer(obj: _Object, path: str) -> Requirement:
-    _exact_fields(obj, path, ("type", "baseLayerIdentity"))
+def _signed_base_layer(obj: JSONObject, path: str) -> Requirement:
+    exact_fields(obj, path, ("type", "baseLayerIdentity"))
     return SignedBaseLayer(_identity(obj["baseLayerIdentity"], f"{path}.baseLayerIdentity"))
 
 
@@ -284,26 +190,26 @@ _SIGSTORE_KEYS = (
 )
 
 
-def _sigstore_signed(obj: _Object, path: str) -> Requirement:
-    _object(obj, path, _SIGSTORE_KEYS)
-    key_path = _string(obj, "keyPath", path)
-    key_paths = _listed(obj, "keyPaths", path, _strings)
-    key_data = _bytes(obj, "keyData", path)
-    key_datas = _listed(obj, "keyDatas", path, _bytes_list)
+def _sigstore_signed(obj: JSONObject, path: str) -> Requirement:
+    json_object(obj, path, _SIGSTORE_KEYS)
+    key_path = string_field(obj, "keyPath", path)
+    key_paths = listed(obj, "keyPaths", path, strings_field)
+    key_data = bytes_field(obj, "keyData", path)
+    key_datas = listed(obj, "keyDatas", path, bytes_list_field)
     fulcio = _fulcio(obj, path) if "fulcio" in obj else None
     pki = _pki(obj, path) if "pki" in obj else None
     sources = [key_path or None, key_paths, key_data, key_datas, fulcio, pki]
     if sum(source is not None for source in sources) != 1:
-        raise _Invalid(
+        raise Invalid(
             path, "exactly one of keyPath, keyPaths, keyData, keyDatas, fulcio and pki must be set"
         )
     rekor = _rekor_sources(obj, path)
     if rekor > 1:
-        raise _Invalid(path, "at most one of the rekorPublicKey* fields can be used")
+        raise Invalid(path, "at most one of the rekorPublicKey* fields can be used")
     if fulcio is not None and rekor == 0:
-        raise _Invalid(path, "fulcio needs one of the rekorPublicKey* fields")
+        raise Invalid(path, "fulcio needs one of the rekorPublicKey* fields")
     if pki is not None and rekor > 0:
-        raise _Invalid(path, "rekorPublicKey* fields are not supported with pki")
+        raise Invalid(path, "rekorPublicKey* fields are not supported with pki")
     return SigstoreSigned(
         key_paths=tuple([key_path] if key_path else key_paths or ()),
         key_datas=tuple([key_data] if key_data is not None else key_datas or ()),
@@ -314,22 +220,12 @@ def _sigstore_signed(obj: _Object, path: str) -> Requirement:
     )
 
 
-def _listed(obj: _Object, key: str, path: str, parse: Callable[..., Any]) -> Any:
-    """A list field of sigstoreSigned: once present (even as null) it must have entries."""
-    if key not in obj:
-        return None
-    values = parse(obj, key, path) or []
-    if not values:
-        raise _Invalid(f"{path}.{key}", f'"{key}" contains no entries')
-    return values
-
-
-def _rekor_sources(obj: _Object, path: str) -> int:
+def _rekor_sources(obj: JSONObject, path: str) -> int:
     found = [
-        _string(obj, "rekorPublicKeyPath", path) or None,
-        _listed(obj, "rekorPublicKeyPaths", path, _strings),
-        _bytes(obj, "rekorPublicKeyData", path),
-        _listed(obj, "rekorPublicKeyDatas", path, _bytes_list),
+        string_field(obj, "rekorPublicKeyPath", path) or None,
+        listed(obj, "rekorPublicKeyPaths", path, strings_field),
+        bytes_field(obj, "rekorPublicKeyData", path),
+        listed(obj, "rekorPublicKeyDatas", path, bytes_list_field),
     ]
     return sum(source is not None for source in found)
 
@@ -344,38 +240,41 @@ _PKI_KEYS = (
 )
 
 
-def _fulcio(obj: _Object, path: str) -> _Object:
+def _fulcio(obj: JSONObject, path: str) -> JSONObject:
     where = f"{path}.fulcio"
-    fulcio = _object(obj["fulcio"], where, ("caPath", "caData", "oidcIssuer", "subjectEmail"))
-    ca_path = _string(fulcio, "caPath", where)
-    ca_data = _bytes(fulcio, "caData", where)
+    fulcio = json_object(obj["fulcio"], where, ("caPath", "caData", "oidcIssuer", "subjectEmail"))
+    ca_path = string_field(fulcio, "caPath", where)
+    ca_data = bytes_field(fulcio, "caData", where)
     if bool(ca_path) == (ca_data is not None):
-        raise _Invalid(where, "exactly one of caPath and caData must be specified")
+        raise Invalid(where, "exactly one of caPath and caData must be specified")
     for key in ("oidcIssuer", "subjectEmail"):
-        if not _string(fulcio, key, where):
-            raise _Invalid(f"{where}.{key}", f"{key} not specified")
+        if not string_field(fulcio, key, where):
+            raise Invalid(f"{where}.{key}", f"{key} not specified")
     return fulcio
 
 
-def _pki(obj: _Object, path: str) -> _Object:
+def _pki(obj: JSONObject, path: str) -> JSONObject:
     where = f"{path}.pki"
-    pki = _object(obj["pki"], where, _PKI_KEYS)
-    roots = (_string(pki, "caRootsPath", where), _bytes(pki, "caRootsData", where))
+    pki = json_object(obj["pki"], where, _PKI_KEYS)
+    roots = (string_field(pki, "caRootsPath", where), bytes_field(pki, "caRootsData", where))
     if bool(roots[0]) == (roots[1] is not None):
-        raise _Invalid(where, "exactly one of caRootsPath and caRootsData must be specified")
-    middle = (_string(pki, "caIntermediatesPath", where), _bytes(pki, "caIntermediatesData", where))
+        raise Invalid(where, "exactly one of caRootsPath and caRootsData must be specified")
+    middle = (
+        string_field(pki, "caIntermediatesPath", where),
+        bytes_field(pki, "caIntermediatesData", where),
+    )
     if middle[0] and middle[1] is not None:
-        raise _Invalid(where, "caIntermediatesPath and caIntermediatesData cannot both be used")
-    subjects = [_string(pki, key, where) for key in ("subjectEmail", "subjectHostname")]
+        raise Invalid(where, "caIntermediatesPath and caIntermediatesData cannot both be used")
+    subjects = [string_field(pki, key, where) for key in ("subjectEmail", "subjectHostname")]
     if not any(subjects):
-        raise _Invalid(where, "at least one of subjectEmail and subjectHostname must be specified")
+        raise Invalid(where, "at least one of subjectEmail and subjectHostname must be specified")
     return pki
 
 
 # --- signedIdentity ----------------------------------------------------------------------------
 
 
-def _signed_identity(obj: _Object, path: str) -> IdentityRule:
+def _signed_identity(obj: JSONObject, path: str) -> IdentityRule:
     """Absent: matchRepoDigestOrExact; an explicit null is refused (no type)."""
     if "signedIdentity" not in obj:
         return match_repo_digest_or_exact
@@ -383,54 +282,54 @@ def _signed_identity(obj: _Object, path: str) -> IdentityRule:
 
 
 def _identity(value: Any, path: str) -> IdentityRule:
-    obj = _object(value, path, None)
+    obj = json_object(value, path, None)
     kind = obj.get("type")
     parser = _IDENTITIES.get(kind) if isinstance(kind, str) else None
     if parser is None:
-        raise _Invalid(f"{path}.type", f"unknown policy reference match type {_quoted(kind)}")
+        raise Invalid(f"{path}.type", f"unknown policy reference match type {quoted(kind)}")
     return parser(obj, path)
 
 
-def _fixed(rule: IdentityRule) -> Callable[[_Object, str], IdentityRule]:
-    def parse(obj: _Object, path: str) -> IdentityRule:
-        _exact_fields(obj, path, ("type",))
+def _fixed(rule: IdentityRule) -> Callable[[JSONObject, str], IdentityRule]:
+    def parse(obj: JSONObject, path: str) -> IdentityRule:
+        exact_fields(obj, path, ("type",))
         return rule
 
     return parse
 
 
-def _exact_reference(obj: _Object, path: str) -> IdentityRule:
-    _exact_fields(obj, path, ("type", "dockerReference"))
-    text = _string(obj, "dockerReference", path)
+def _exact_reference(obj: JSONObject, path: str) -> IdentityRule:
+    exact_fields(obj, path, ("type", "dockerReference"))
+    text = string_field(obj, "dockerReference", path)
     try:
         return exact_reference(text)
     except InvalidReferenceError as exc:
-        raise _Invalid(f"{path}.dockerReference", exc.message) from None
+        raise Invalid(f"{path}.dockerReference", exc.message) from None
 
 
-def _exact_repository(obj: _Object, path: str) -> IdentityRule:
-    _exact_fields(obj, path, ("type", "dockerRepository"))
-    text = _string(obj, "dockerRepository", path)
+def _exact_repository(obj: JSONObject, path: str) -> IdentityRule:
+    exact_fields(obj, path, ("type", "dockerRepository"))
+    text = string_field(obj, "dockerRepository", path)
     try:
         parse_docker_reference(text)
     except InvalidReferenceError as exc:
-        raise _Invalid(f"{path}.dockerRepository", exc.message) from None
+        raise Invalid(f"{path}.dockerRepository", exc.message) from None
     return exact_repository(text)
 
 
-def _remap_identity(obj: _Object, path: str) -> IdentityRule:
-    _exact_fields(obj, path, ("type", "prefix", "signedPrefix"))
-    prefix = _string(obj, "prefix", path)
-    signed_prefix = _string(obj, "signedPrefix", path)
+def _remap_identity(obj: JSONObject, path: str) -> IdentityRule:
+    exact_fields(obj, path, ("type", "prefix", "signedPrefix"))
+    prefix = string_field(obj, "prefix", path)
+    signed_prefix = string_field(obj, "signedPrefix", path)
     for key, value in (("prefix", prefix), ("signedPrefix", signed_prefix)):
         if not valid_remap_prefix(value):
-            raise _Invalid(
+            raise Invalid(
                 f"{path}.{key}", f"{key} {json.dumps(value)} is not a host or host/namespace"
             )
     return remap_identity(prefix, signed_prefix)
 
 
-_REQUIREMENTS: dict[str, Callable[[_Object, str], Requirement]] = {
+_REQUIREMENTS: dict[str, Callable[[JSONObject, str], Requirement]] = {
     "insecureAcceptAnything": _accept_anything,
     "reject": _reject,
     "signedBy": _signed_by,
@@ -438,7 +337,7 @@ _REQUIREMENTS: dict[str, Callable[[_Object, str], Requirement]] = {
     "sigstoreSigned": _sigstore_signed,
 }
 
-_IDENTITIES: dict[str, Callable[[_Object, str], IdentityRule]] = {
+_IDENTITIES: dict[str, Callable[[JSONObject, str], IdentityRule]] = {
     "matchExact": _fixed(match_exact),
     "matchRepoDigestOrExact": _fixed(match_repo_digest_or_exact),
     "matchRepository": _fixed(match_repository),
