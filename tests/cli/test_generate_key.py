@@ -11,7 +11,7 @@ import pytest
 
 from hangar.errors import KeyFileError
 from hangar.sigstore.keys import load_public_key, read_signing_key
-from tests.sigstore.test_keys import check_generated_pair
+from tests.support.envelope import check_generated_pair
 from tests.support.terminal import clean_env, run_in_pty, strip_ansi
 
 HANGAR = str(Path(sys.executable).parent / "hangar")

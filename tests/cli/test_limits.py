@@ -27,7 +27,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_bad_input import write_list
 from tests.support import http
 from tests.support.cli import (
     HANGAR,
@@ -41,6 +40,7 @@ from tests.support.cli import (
     run_hangar,
     sig_tag,
     sign_args,
+    write_list,
 )
 from tests.support.errors_doc import documented, log_line
 from tests.support.faultproxy import FaultProxy, Rule

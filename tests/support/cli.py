@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -178,3 +179,28 @@ def signed_tags(server: RegistryServer, repo: str) -> set[str]:
 
 def sig_tag(digest: str) -> str:
     return "sha256-" + digest.split(":", 1)[1] + ".sig"
+
+
+def write_list(path: Path, *lines: str) -> Path:
+    """An image list file, one line each."""
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound once, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def validate_args(
+    list_file: Path, server: RegistryServer, *extra: str, keys: tuple[Path, ...] = (KEY1_PUB,)
+) -> list[str]:
+    """`sign validate` arguments for `server`, with each key as a `-p`."""
+    args = ["sign", "validate", "-f", str(list_file)]
+    for key in keys:
+        args += ["-p", str(key)]
+    if server.scheme == "http":
+        args.append("--tls-verify=false")
+    return [*args, *extra]
