@@ -25,6 +25,7 @@ from hangar.write_journal import WriteJournal, Written
 from tests.support.memory_registry import MemoryRegistry, digest_of
 from tests.support.write_protocol import (  # noqa: F401 - short_windows: autouse
     DIGEST,
+    FRESH_MIN,
     IDENTITY,
     NO_WAIT,
     OURS,
@@ -373,7 +374,7 @@ def test_a_check_gone_stale_during_the_uploads_is_made_again(
     presign(registry, THEIRS)
 
     async def stall(_ref: Reference) -> None:
-        await asyncio.sleep(0.08)  # longer than the 0.05 s freshness
+        await asyncio.sleep(FRESH_MIN + 0.05)  # longer than a first check's freshness
 
     registry.on("after", "PUSH", once(lambda: stall(SIG_REF)))
     assert asyncio.run(write(writer(registry), signature(OURS))) == "signed"
@@ -662,7 +663,7 @@ def test_a_stall_during_the_check_itself_does_not_stretch_its_freshness() -> Non
 
     async def frozen_meanwhile() -> None:
         rival_put(registry, None, signature(THEIRS))
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(FRESH_MIN + 0.05)
 
     registry.on("after", "HEAD", once(frozen_meanwhile))
     assert asyncio.run(write(writer(registry), signature(OURS))) == "signed"

@@ -14,6 +14,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,3 +206,42 @@ def validate_args(
     if server.scheme == "http":
         args.append("--tls-verify=false")
     return [*args, *extra]
+
+
+class StderrWatch:
+    """Reads a running process's stderr (a pipe) as it comes, so that a test can wait until a
+    line is there, an event, rather than sleep and hope on a loaded machine."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stderr is not None
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(
+            target=self._read, args=(process.stderr,), name="stderr-watch", daemon=True
+        )
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            with self._lock:
+                self._lines.append(line)
+
+    def wait_for(self, needle: str, timeout: float = 60.0) -> None:
+        """Until a line holding `needle` was written (an AssertionError after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while not any(needle in line for line in self._snapshot()):
+            assert time.monotonic() < deadline, f"no line with {needle!r} in:\n{self.text()}"
+            time.sleep(0.02)
+
+    def text(self) -> str:
+        """What was read so far; everything once the process ended and `close` returned."""
+        return "".join(self._snapshot())
+
+    def close(self, timeout: float = 30.0) -> str:
+        """After the process ended: the whole stderr."""
+        self._thread.join(timeout)
+        return self.text()
+
+    def _snapshot(self) -> list[str]:
+        with self._lock:
+            return list(self._lines)

@@ -30,13 +30,15 @@ DIGEST = "sha256:" + "ab" * 32
 IDENTITY = f"{REGISTRY}/{REPOSITORY}:v1"
 SIG_REF = Reference(REGISTRY, REPOSITORY, signature_tag(DIGEST), None)
 NO_WAIT = RetryPolicy(retries=2, base_delay=0.0)
+FRESH_MIN = 0.25  # seconds; a stall meant to make a check stale lasts longer
 
 
 @pytest.fixture(autouse=True)
 def short_windows(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Freshness and settle windows short enough for unit tests (still far above the
-    in-memory registry's microseconds), and debug lines captured."""
-    monkeypatch.setattr(attachment_writer, "CHECK_FRESH_MIN", 0.05)
+    """Settle windows short enough for unit tests, and debug lines captured. Freshness stays
+    at FRESH_MIN: a loaded machine can stall a test for tens of milliseconds between a check
+    and its write, which would make a check stale that the test expects fresh."""
+    monkeypatch.setattr(attachment_writer, "CHECK_FRESH_MIN", FRESH_MIN)
     monkeypatch.setattr(attachment_writer, "SETTLE_MIN", 0.0)
     monkeypatch.setattr(attachment_writer, "MERGE_JITTER", 0.0)
     output.set_debug(True)
