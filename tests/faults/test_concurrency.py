@@ -385,7 +385,7 @@ def test_a_write_whose_check_went_stale_is_not_made(
     """key2 checks the tag (its HEAD just before the PUT) and is frozen before it can act on
     the answer; meanwhile key1 and key3 sign the same image, confirm and exit. A PUT made on
     that answer would wipe both for good, nobody being left to restore them. hangar refuses to
-    send a write whose check is older than a few round trips (signing.CHECK_FRESH_RTTS), reads
+    send a write whose check is older than a few round trips (CHECK_FRESH_RTTS), reads
     the tag again and merges.
     (A run whose stderr pipe filled up froze like this and lost three keys' signatures.)
 

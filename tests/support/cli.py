@@ -1,8 +1,8 @@
 """Run the real `hangar` command, and check what it wrote with code independent of hangar.
 
 The checks read the registry with tests/support/http.py and verify signatures with
-`cryptography` directly, field by field against interop.md, so a bug in hangar's own
-attachment or payload code cannot hide itself.
+`cryptography` directly, field by field as containers/image and cosign write them, so a bug in
+hangar's own attachment or payload code cannot hide itself.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def read_attachment(server: RegistryServer, repo: str, digest: str) -> tuple[dic
 def check_hangar_attachment(
     server: RegistryServer, repo: str, digest: str, identity: str, public_key: Path
 ) -> list[SignatureLayer]:
-    """Assert every field interop.md fixes for an attachment hangar wrote; return its layers."""
+    """Assert every field of an attachment hangar wrote, as c/image writes it; return its layers."""
     manifest, config, layers = read_attachment(server, repo, digest)
     assert manifest["schemaVersion"] == 2
     assert manifest["mediaType"] == OCI_MANIFEST

@@ -16,6 +16,9 @@ matches a request and is within its `after`/`times` window acts on it:
 
 Aborts are real: the client's socket gets a TCP RST (SO_LINGER 0), so it sees a connection
 reset or a server disconnect, never an HTTP response.
+
+One module, past 400 lines: the rules, the request log and the handlers share one lock and
+one event loop thread, and a test reads it as one tool.
 """
 
 from __future__ import annotations
