@@ -39,3 +39,12 @@ if [ ! -f "$stamp" ] || ! cmp -s pyproject.toml "$stamp"; then
     "$VENV/bin/python" -m pip install -q -e '.[test]'
     cp pyproject.toml "$stamp"
 fi
+
+# `scripts/test.sh --cov` measures the hangar processes the tests start: each Python process
+# runs coverage's start-up hook, which does nothing unless COVERAGE_PROCESS_START is set.
+# Recent coverage wheels install the hook (a .pth file); add one where it is missing.
+site_packages=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+if ! grep -qs "process_startup" "$site_packages"/*.pth; then
+    echo 'import os; os.environ.get("COVERAGE_PROCESS_START") and __import__("coverage").process_startup()' \
+        >"$site_packages/hangar-coverage.pth"
+fi

@@ -15,7 +15,7 @@ from hangar.reference import Reference
 from hangar.removal import DropLayers, RemovalRule
 from hangar.sigstore.attachment import parse_attachment
 from tests.support.memory_registry import MemoryRegistry
-from tests.test_attachment_writer import (  # noqa: F401 - short_windows: autouse here too
+from tests.support.write_protocol import (  # noqa: F401 - short_windows: autouse here too
     OURS,
     REPOSITORY,
     SIG_REF,

@@ -8,119 +8,41 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from hangar import attachment_confirm, attachment_merge, attachment_writer, output
+from hangar import attachment_confirm, attachment_merge, attachment_writer
 from hangar.attachment_signature import already_signed
-from hangar.attachment_writer import AttachmentWriter
 from hangar.errors import HangarError
 from hangar.reference import Reference
 from hangar.registry.errors import RegistryError, ServerError
-from hangar.registry.retry import RetryPolicy
 from hangar.sigstore.attachment import (
     SIGNATURE_ANNOTATION,
-    NewSignature,
-    append_signatures,
     parse_attachment,
     signature_tag,
 )
-from hangar.sigstore.keys import PrivateKey
-from hangar.sigstore.payload import build_payload
 from hangar.write_journal import WriteJournal, Written
 from tests.support.memory_registry import MemoryRegistry, digest_of
-
-REGISTRY = "registry.test"
-REPOSITORY = "ns/app"
-DIGEST = "sha256:" + "ab" * 32
-IDENTITY = f"{REGISTRY}/{REPOSITORY}:v1"
-SIG_REF = Reference(REGISTRY, REPOSITORY, signature_tag(DIGEST), None)
-NO_WAIT = RetryPolicy(retries=2, base_delay=0.0)
-
-
-@pytest.fixture(autouse=True)
-def short_windows(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Freshness and settle windows short enough for unit tests (still far above the
-    in-memory registry's microseconds), and debug lines captured."""
-    monkeypatch.setattr(attachment_merge, "CHECK_FRESH_MIN", 0.05)
-    monkeypatch.setattr(attachment_confirm, "SETTLE_MIN", 0.0)
-    monkeypatch.setattr(attachment_merge, "MERGE_JITTER", 0.0)
-    output.set_debug(True)
-    yield
-    output.set_debug(False)
-
-
-def make_key() -> PrivateKey:
-    return PrivateKey(ec.generate_private_key(ec.SECP256R1()))
-
-
-OURS, THEIRS = make_key(), make_key()
-
-
-def signature(key: PrivateKey, *, identity: str = IDENTITY, timestamp: int = 1) -> NewSignature:
-    payload = build_payload(identity, DIGEST, creator="test", timestamp=timestamp)
-    return NewSignature(payload=payload, signature=key.sign(payload))
-
-
-def writer(registry: MemoryRegistry, key: PrivateKey = OURS, **options) -> AttachmentWriter:
-    options.setdefault("write_policy", NO_WAIT)
-    return AttachmentWriter(registry, key.public_key(), **options)
-
-
-async def write(target: AttachmentWriter, new: NewSignature, line: str = "line") -> str:
-    return await target.write(SIG_REF, DIGEST, IDENTITY, new, line)
-
-
-def layer_keys(registry: MemoryRegistry) -> list[str]:
-    """Who signed each layer of the tag, in order ("?" for neither key)."""
-    data = registry.tag(SIG_REF)
-    if data is None:
-        return []
-    names = []
-    for layer in parse_attachment(data).layers:
-        payload = registry.blobs[(REPOSITORY, layer.digest)]
-        assert layer.signature is not None
-        if OURS.public_key().verify(layer.signature, payload):
-            names.append("ours")
-        elif THEIRS.public_key().verify(layer.signature, payload):
-            names.append("theirs")
-        else:
-            names.append("?")
-    return names
-
-
-def rival_put(registry: MemoryRegistry, base: bytes | None, new: NewSignature) -> bytes:
-    """Another writer's merge of `new` into `base` (what it read), stored at once."""
-    registry.add_blob(REPOSITORY, new.payload)
-    attachment = parse_attachment(base) if base else None
-    config = None
-    if attachment is not None:
-        config = registry.blobs[(REPOSITORY, attachment.config["digest"])]
-    manifest, config_bytes = append_signatures(attachment, config, [new])
-    registry.add_blob(REPOSITORY, config_bytes)
-    registry.store(SIG_REF, manifest)
-    return manifest
-
-
-def presign(registry: MemoryRegistry, key: PrivateKey, **kwargs) -> NewSignature:
-    new = signature(key, **kwargs)
-    rival_put(registry, registry.tag(SIG_REF), new)
-    return new
-
-
-def once(action):
-    """A hook that acts the first time only."""
-    done = []
-
-    async def hook(_ref: Reference) -> None:
-        if not done:
-            done.append(True)
-            await action()
-
-    return hook
-
+from tests.support.write_protocol import (  # noqa: F401 - short_windows: autouse
+    DIGEST,
+    FRESH_MIN,
+    IDENTITY,
+    NO_WAIT,
+    OURS,
+    REGISTRY,
+    REPOSITORY,
+    SIG_REF,
+    THEIRS,
+    layer_keys,
+    make_key,
+    once,
+    presign,
+    rival_put,
+    short_windows,
+    signature,
+    write,
+    writer,
+)
 
 # -- the common cases ------------------------------------------------------------------------
 
@@ -452,7 +374,7 @@ def test_a_check_gone_stale_during_the_uploads_is_made_again(
     presign(registry, THEIRS)
 
     async def stall(_ref: Reference) -> None:
-        await asyncio.sleep(0.08)  # longer than the 0.05 s freshness
+        await asyncio.sleep(FRESH_MIN + 0.05)  # longer than a first check's freshness
 
     registry.on("after", "PUSH", once(lambda: stall(SIG_REF)))
     assert asyncio.run(write(writer(registry), signature(OURS))) == "signed"
@@ -741,7 +663,7 @@ def test_a_stall_during_the_check_itself_does_not_stretch_its_freshness() -> Non
 
     async def frozen_meanwhile() -> None:
         rival_put(registry, None, signature(THEIRS))
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(FRESH_MIN + 0.05)
 
     registry.on("after", "HEAD", once(frozen_meanwhile))
     assert asyncio.run(write(writer(registry), signature(OURS))) == "signed"

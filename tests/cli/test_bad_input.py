@@ -20,7 +20,6 @@ from __future__ import annotations
 import ctypes
 import os
 import re
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -38,12 +37,14 @@ from tests.support.cli import (
     KEY1,
     KEY1_PASS,
     KEY1_PUB,
+    closed_port,
     failed_lines,
     hangar_env,
     run_hangar,
     sig_tag,
     sign_args,
     signed_tags,
+    write_list,
 )
 from tests.support.errors_doc import documented, error_lines, log_line
 from tests.support.images import push_image
@@ -127,17 +128,6 @@ def good(registry_http: RegistryServer, subs: dict[str, str]) -> str:
     subs[registry_http.host] = "HTTP_REGISTRY"
     subs[repository] = "good/app"
     return f"{registry_http.host}/{repository}:v1"
-
-
-def write_list(path: Path, *lines: str) -> Path:
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def secret_file(path: Path, data: bytes) -> Path:

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.cli.test_bad_input import documented
 from tests.support import http
 from tests.support.cli import (
     HANGAR,
@@ -35,6 +34,7 @@ from tests.support.cli import (
     signed_tags,
     verify_with,
 )
+from tests.support.errors_doc import documented
 from tests.support.images import VECTOR_ATTACHMENT, push_image, push_vector_attachment
 from tests.support.paths import VECTORS
 from tests.support.registry import RegistryServer, write_auth_json

@@ -11,8 +11,8 @@ from pathlib import Path
 import jsonschema
 
 from hangar import __version__
-from tests.cli.test_validate import fingerprint, validate_args
-from tests.support.cli import KEY1, KEY1_PUB, KEY2_PUB, run_hangar, sign_args
+from tests.support.attachments import fingerprint
+from tests.support.cli import KEY1, KEY1_PUB, KEY2_PUB, run_hangar, sign_args, validate_args
 from tests.support.images import push_image
 from tests.support.paths import REPO
 from tests.support.registry import RegistryServer

@@ -25,6 +25,7 @@ from tests.support.cli import (
     HANGAR,
     KEY1,
     KEY1_PUB,
+    StderrWatch,
     check_hangar_attachment,
     failed_lines,
     hangar_env,
@@ -107,6 +108,22 @@ def wait_for(proxy: FaultProxy, rule: Rule, count: int, deadline: float = 30) ->
             return
         time.sleep(0.05)
     raise AssertionError("hangar never reached the registry")
+
+
+def _wait_until(condition, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _has_open(process: subprocess.Popen[str], path: Path) -> bool:
+    """Does the process hold `path` open (it reads it, its signal handlers are in place)?"""
+    fds = Path(f"/proc/{process.pid}/fd")
+    try:
+        return any(os.readlink(fd) == str(path) for fd in fds.iterdir())
+    except FileNotFoundError:  # the process is gone, or an fd closed under us
+        return False
 
 
 # -- 1. output paths: devices, symlinks, directories ---------------------------------------
@@ -398,17 +415,18 @@ def test_second_signal_abandons_in_flight_images_at_once(
         home,
         tmp_path,
     )
+    watch = StderrWatch(process)
     try:
         wait_for(hanging, HOLD, 4)
         process.send_signal(signum)
-        time.sleep(0.5)  # two signals sent together are merged into one by the kernel
+        # Handled before the next is sent: two signals pending together are merged into one.
+        watch.wait_for("no new images start")
         assert process.poll() is None  # the first one waits for the images in flight
-        sent = time.monotonic()
         process.send_signal(signum)
-        _, stderr = process.communicate(timeout=30)
+        process.wait(timeout=30)  # the proxy holds them 60 s: abandoned, not waited for
+        stderr = watch.close()
     finally:
         process.kill()
-    assert time.monotonic() - sent < 10
     assert process.returncode == code, stderr
     assert stderr.count("abandoned: interrupted") == 4
     assert "Traceback" not in stderr
@@ -430,10 +448,12 @@ def test_sigterm_drains_like_ctrl_c(
     image = pushed(registry_http, kind="oci-manifest")
     list_file = write_list(tmp_path / "list", *[image] * 3000)
     process = start(sign_args(list_file, registry_http, "--report", "r.json"), home, tmp_path)
+    watch = StderrWatch(process)
     try:
-        time.sleep(2)
+        watch.wait_for("Signed [")  # under way: some images done, most not
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
+        process.wait(timeout=60)
+        stderr = watch.close()
     finally:
         process.kill()
     assert process.returncode == 143, stderr
@@ -483,7 +503,7 @@ def test_sigterm_before_the_run_leaves_no_file_at_all(home: Path, tmp_path: Path
         ["sign", "-f", str(fifo), "-k", str(KEY1), "--report", "r.json"], home, tmp_path
     )
     try:
-        time.sleep(1.5)
+        _wait_until(lambda: _has_open(process, fifo), "hangar to open the list")
         assert process.poll() is None
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)

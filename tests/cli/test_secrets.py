@@ -20,16 +20,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_bad_input import closed_port, write_list
 from tests.support import http
 from tests.support.cli import (
     KEY1,
     KEY1_PASS,
     KEY1_PUB,
+    closed_port,
     failed_lines,
     read_attachment,
     run_hangar,
     sign_args,
+    write_list,
 )
 from tests.support.errors_doc import documented, log_line
 from tests.support.faultproxy import FaultProxy, Rule

@@ -10,8 +10,6 @@ exit code, the failed file and, where it matters, the --report JSON.
 from __future__ import annotations
 
 import base64
-import functools
-import hashlib
 import json
 import secrets
 import uuid
@@ -20,20 +18,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from tests.cli.test_bad_input import documented
 from tests.support import http
+from tests.support.attachments import (
+    MAX_SIGNATURE_BLOB,
+    Layer,
+    compact,
+    fingerprint,
+    in_toto_statement,
+    payload,
+    push_attachment,
+    sign_b64,
+    signed_layer,
+)
 from tests.support.cli import (
-    ANNOTATION,
     KEY1,
     KEY1_PASS,
     KEY1_PUB,
     KEY2,
     KEY2_PASS,
     KEY2_PUB,
-    OCI_CONFIG,
     OCI_MANIFEST,
     SIMPLESIGNING,
     check_hangar_attachment,
@@ -41,14 +46,15 @@ from tests.support.cli import (
     run_hangar,
     sig_tag,
     sign_args,
+    validate_args,
 )
+from tests.support.errors_doc import documented
 from tests.support.images import IN_TOTO, PushedImage, push_image, push_vector_attachment
 from tests.support.paths import VECTORS
 from tests.support.registry import RegistryServer, start_registry, write_auth_json
 
 KEY3_PUB = VECTORS / "cimage-keys" / "key3.pub"
 VECTOR_REPOSITORY = "127.0.0.1:5000/vectors/app"  # where c/image signed the vector
-MAX_SIGNATURE_BLOB = 4 * 1024 * 1024  # c/image's limit, written out independently of hangar
 NOT_VERIFIED = "signature does not verify with the key (signed by another key, or altered)"
 RAW_R_S = (
     "ECDSA signature in raw r||s form (IEEE P1363), not ASN.1 DER: podman/CRI-O refuse it "
@@ -70,17 +76,6 @@ def write_list(path: Path, *lines: str) -> Path:
     return path
 
 
-def validate_args(
-    list_file: Path, server: RegistryServer, *extra: str, keys: tuple[Path, ...] = (KEY1_PUB,)
-) -> list[str]:
-    args = ["sign", "validate", "-f", str(list_file)]
-    for key in keys:
-        args += ["-p", str(key)]
-    if server.scheme == "http":
-        args.append("--tls-verify=false")
-    return [*args, *extra]
-
-
 def fail_lines(stderr: str) -> list[str]:
     """The `FAIL: ...` lines, without the `[ERRO] [IMG:n] ` prefix."""
     return [line[line.index("FAIL: ") :] for line in stderr.splitlines() if "FAIL: " in line]
@@ -94,108 +89,12 @@ def summary(total: int, passed: int, skipped: int, failed: int) -> str:
     return SUMMARY.format(total, passed, skipped, failed)
 
 
-def fingerprint(public_key: Path) -> str:
-    """sha256 of the DER SubjectPublicKeyInfo, computed with `cryptography` alone."""
-    key = serialization.load_pem_public_key(public_key.read_bytes())
-    der = key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(der).hexdigest()
-
-
-@functools.cache
-def _private_key(path: Path, passphrase_file: Path):
-    from hangar.keyfiles import load_private_key
-
-    return load_private_key(path, passphrase_file.read_text().splitlines()[0].encode())
-
-
-def sign_b64(payload: bytes, key: Path = KEY1, passphrase: Path = KEY1_PASS) -> str:
-    """The signature annotation value for `payload`, made with a vector private key."""
-    return base64.b64encode(_private_key(key, passphrase).sign(payload)).decode("ascii")
-
-
-def compact(document: object) -> bytes:
-    return json.dumps(document, separators=(",", ":")).encode()
-
-
-def payload(identity: str, digest: str, *, timestamp: int = 1700000000) -> bytes:
-    """A simple-signing payload as c/image writes it (key order and all)."""
-    return compact(
-        {
-            "critical": {
-                "identity": {"docker-reference": identity},
-                "image": {"docker-manifest-digest": digest},
-                "type": "cosign container image signature",
-            },
-            "optional": {"creator": "hangar tests", "timestamp": timestamp},
-        }
-    )
-
-
 def critical(identity: str, digest: str) -> str:
     return (
         f'{{"identity":{{"docker-reference":"{identity}"}},'
         f'"image":{{"docker-manifest-digest":"{digest}"}},'
         f'"type":"cosign container image signature"}}'
     )
-
-
-@dataclass
-class Layer:
-    """One layer of a hand-made attachment. `blob` is uploaded unless `upload` is False; the
-    descriptor names `digest`/`size` when given, else the blob's own."""
-
-    blob: bytes
-    annotation: str | None  # the signature annotation value; None: no annotation at all
-    media_type: str = SIMPLESIGNING
-    digest: str | None = None
-    size: int | None = None
-    upload: bool = True
-
-    def descriptor(self) -> dict:
-        descriptor: dict = {
-            "mediaType": self.media_type,
-            "digest": self.digest or http.sha256_digest(self.blob),
-            "size": len(self.blob) if self.size is None else self.size,
-        }
-        if self.annotation is not None:
-            descriptor["annotations"] = {ANNOTATION: self.annotation}
-        return descriptor
-
-
-def signed_layer(blob: bytes, key: Path = KEY1, passphrase: Path = KEY1_PASS) -> Layer:
-    return Layer(blob, sign_b64(blob, key, passphrase))
-
-
-def push_attachment(server: RegistryServer, repo: str, digest: str, layers: list[Layer]) -> str:
-    """Write the `.sig` tag of `digest` by hand, c/image-shaped; returns the manifest digest."""
-    for layer in layers:
-        if layer.upload:
-            http.push_blob(server, repo, layer.blob)
-    descriptors = [layer.descriptor() for layer in layers]
-    config = compact(
-        {
-            "architecture": "",
-            "os": "",
-            "config": {},
-            "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d in descriptors]},
-        }
-    )
-    http.push_blob(server, repo, config)
-    manifest = compact(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {
-                "mediaType": OCI_CONFIG,
-                "digest": http.sha256_digest(config),
-                "size": len(config),
-            },
-            "layers": descriptors,
-        }
-    )
-    return http.put_manifest(server, repo, sig_tag(digest), manifest, OCI_MANIFEST)
 
 
 def blob_file(server: RegistryServer, digest: str) -> Path:
@@ -742,11 +641,6 @@ def unreadable(position: int, total: int, digest: str, media_type: str, problem:
     )
 
 
-def _statement(size: int = 0) -> bytes:
-    """An in-toto statement, as cosign attest stores one in an attachment."""
-    return compact({"_type": "https://in-toto.io/Statement/v0.1", "pad": " " * size})
-
-
 @dataclass(frozen=True)
 class Unreadable:
     layer: Layer
@@ -764,12 +658,12 @@ def _unreadable_cases() -> dict[str, Callable[[Subject], Unreadable]]:
         )
 
     def big_attestation(t: Subject) -> Unreadable:
-        blob = _statement(MAX_SIGNATURE_BLOB)
+        blob = in_toto_statement(MAX_SIGNATURE_BLOB)
         layer = Layer(blob, None, media_type=IN_TOTO)
         return Unreadable(layer, f"{too_large} (its descriptor says {len(blob)} bytes)")
 
     def missing_attestation(t: Subject) -> Unreadable:
-        layer = Layer(_statement(secrets.randbelow(1000)), None, media_type=IN_TOTO)
+        layer = Layer(in_toto_statement(secrets.randbelow(1000)), None, media_type=IN_TOTO)
         return Unreadable(layer, "blob unknown to registry", delete_after=True)
 
     def missing_signature(t: Subject) -> Unreadable:
@@ -1196,7 +1090,7 @@ def test_sign_refuses_to_add_beside_a_missing_foreign_layer(
     """An attestation someone else attached, whose blob is gone: the registry refuses any
     rewrite of the tag naming it, and consumers reject the image. sign fails that line at once
     with what to repair, and leaves the attachment as it was."""
-    statement = _statement(secrets.randbelow(1000))
+    statement = in_toto_statement(secrets.randbelow(1000))
     foreign = Layer(statement, None, media_type=IN_TOTO)
     before = push_attachment(subject.server, subject.repo, subject.digest, [foreign])
     digest = http.sha256_digest(statement)

@@ -15,18 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_bad_input import documented
-from tests.cli.test_validate import (
-    IN_TOTO,
+from tests.support.attachments import (
     MAX_SIGNATURE_BLOB,
     Layer,
+    in_toto_statement,
     payload,
     push_attachment,
     signed_layer,
 )
-from tests.cli.test_validate import _statement as statement
 from tests.support.cli import KEY1_PUB, KEY2_PUB, failed_lines, run_hangar, sign_args
-from tests.support.images import PushedImage, push_image
+from tests.support.errors_doc import documented
+from tests.support.images import IN_TOTO, PushedImage, push_image
 from tests.support.registry import RegistryServer
 
 NO_SIGNATURE = "A signature was required, but no signature exists"
@@ -462,7 +461,7 @@ def test_unreadable_layer_rejects_only_where_podman_reads_signatures(
     image = push_image(registry_http, repo_name("unreadable"), "v1", kind="oci-manifest")
     ref = f"{registry_http.host}/{image.repository}:v1"
     good = signed_layer(payload(ref, image.digest))
-    big = Layer(statement(MAX_SIGNATURE_BLOB), None, media_type=IN_TOTO)
+    big = Layer(in_toto_statement(MAX_SIGNATURE_BLOB), None, media_type=IN_TOTO)
     push_attachment(registry_http, image.repository, image.digest, [good, big])
     regs = attachments_on(tmp_path / "registries.d", registry_http.host)
     list_file = write_list(tmp_path / "list", ref)

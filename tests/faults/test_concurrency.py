@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from hangar import attachment_merge
 from tests.faults import layer_keys, sign_targets
 from tests.support.cli import (
     HANGAR,
@@ -357,23 +358,43 @@ def _wait_for(condition, what: str, timeout: float = 30.0) -> None:
         time.sleep(0.005)
 
 
+def _stopped(process: subprocess.Popen[str]) -> bool:
+    """Has SIGSTOP taken effect (state T in /proc)? Until then the process may still run."""
+    stat = Path(f"/proc/{process.pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2] == "T"
+
+
+def _stale_by(proxy: FaultProxy, held_at: float) -> float:
+    """A time (time.monotonic(): one clock for every process) by which key2's check of the tag,
+    held by the proxy since before `held_at`, is past the freshness hangar gives it.
+
+    A check is fresh for max(CHECK_FRESH_MIN, CHECK_FRESH_RTTS x a typical tag read) from when
+    it was sent. key2's tag reads before it were sent after its first request reached the proxy
+    and answered before the check was sent: each lasted less than `held_at` minus that first
+    arrival. A bound from what the proxy saw, however loaded the machine."""
+    first = min(request.ts for request in proxy.requests)
+    rtt = held_at - first
+    return held_at + max(attachment_merge.CHECK_FRESH_MIN, attachment_merge.CHECK_FRESH_RTTS * rtt)
+
+
 def test_a_write_whose_check_went_stale_is_not_made(
     registry: RegistryServer, keys: list[Key], home: Path, tmp_path: Path
 ) -> None:
     """key2 checks the tag (its HEAD just before the PUT) and is frozen before it can act on
     the answer; meanwhile key1 and key3 sign the same image, confirm and exit. A PUT made on
     that answer would wipe both for good, nobody being left to restore them. hangar refuses to
-    send a write whose check is older than a few round trips (signing.CHECK_FRESH_RTTS), reads
+    send a write whose check is older than a few round trips (CHECK_FRESH_RTTS), reads
     the tag again and merges.
-    (A run whose stderr pipe filled up froze like this and lost three keys' signatures.)"""
+    (A run whose stderr pipe filled up froze like this and lost three keys' signatures.)
+
+    Each step waits for an event (the proxy holding the check, the freeze taking effect, the
+    check's freshness running out), not a fixed time: the same steps on a loaded machine."""
     image = push_image(registry, f"race/{uuid.uuid4().hex[:6]}/stale", "v1")
     key1, key2, key3 = keys[:3]
     sig_head = r"/manifests/sha256-[0-9a-f]{64}\.sig$"
     with FaultProxy.in_front_of(registry) as proxy:
-        # Holds key2's first check for 0.5 s: time to freeze key2 while it waits.
-        hold = proxy.add_rule(
-            Rule(method="HEAD", path_regex=sig_head, action="delay", delay=0.5, times=1)
-        )
+        # Holds key2's first check until key2 is frozen.
+        hold = proxy.add_rule(Rule(method="HEAD", path_regex=sig_head, action="hold", times=1))
         via_proxy = proxy.proxied(registry)
         slow = start_together(
             via_proxy, home, tmp_path, [(key2, write_list(tmp_path / "slow", via_proxy, [image]))]
@@ -381,14 +402,16 @@ def test_a_write_whose_check_went_stale_is_not_made(
         process = slow[0].process
         try:
             _wait_for(lambda: proxy.seen(hold) == 1, "key2's check of the tag")
+            stale_by = _stale_by(proxy, time.monotonic())
             os.kill(process.pid, signal.SIGSTOP)
+            _wait_for(lambda: _stopped(process), "key2 to stop")
+            proxy.release(hold)
             # The registry answered (the tag as it was then); key2 has not read the answer.
-            _wait_for(
-                lambda: any(r.method == "HEAD" and r.status for r in proxy.requests),
-                "the answer to key2's check",
-            )
+            _wait_for(lambda: proxy.answered(hold) == 1, "the answer to key2's check")
             direct = write_list(tmp_path / "direct", registry, [image])
             fast = run_together(registry, home, tmp_path, [(key1, direct), (key3, direct)])
+            # Both are done (confirmed, exited); key2's check must be past its freshness too.
+            time.sleep(max(0.0, stale_by + 0.1 - time.monotonic()))
         finally:
             os.kill(process.pid, signal.SIGCONT)
         held = wait_all(slow)

@@ -1,8 +1,8 @@
 """Run the real `hangar` command, and check what it wrote with code independent of hangar.
 
 The checks read the registry with tests/support/http.py and verify signatures with
-`cryptography` directly, field by field against interop.md, so a bug in hangar's own
-attachment or payload code cannot hide itself.
+`cryptography` directly, field by field as containers/image and cosign write them, so a bug in
+hangar's own attachment or payload code cannot hide itself.
 """
 
 from __future__ import annotations
@@ -11,8 +11,11 @@ import base64
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,7 +141,7 @@ def read_attachment(server: RegistryServer, repo: str, digest: str) -> tuple[dic
 def check_hangar_attachment(
     server: RegistryServer, repo: str, digest: str, identity: str, public_key: Path
 ) -> list[SignatureLayer]:
-    """Assert every field interop.md fixes for an attachment hangar wrote; return its layers."""
+    """Assert every field of an attachment hangar wrote, as c/image writes it; return its layers."""
     manifest, config, layers = read_attachment(server, repo, digest)
     assert manifest["schemaVersion"] == 2
     assert manifest["mediaType"] == OCI_MANIFEST
@@ -178,3 +181,67 @@ def signed_tags(server: RegistryServer, repo: str) -> set[str]:
 
 def sig_tag(digest: str) -> str:
     return "sha256-" + digest.split(":", 1)[1] + ".sig"
+
+
+def write_list(path: Path, *lines: str) -> Path:
+    """An image list file, one line each."""
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound once, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def validate_args(
+    list_file: Path, server: RegistryServer, *extra: str, keys: tuple[Path, ...] = (KEY1_PUB,)
+) -> list[str]:
+    """`sign validate` arguments for `server`, with each key as a `-p`."""
+    args = ["sign", "validate", "-f", str(list_file)]
+    for key in keys:
+        args += ["-p", str(key)]
+    if server.scheme == "http":
+        args.append("--tls-verify=false")
+    return [*args, *extra]
+
+
+class StderrWatch:
+    """Reads a running process's stderr (a pipe) as it comes, so that a test can wait until a
+    line is there, an event, rather than sleep and hope on a loaded machine."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stderr is not None
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(
+            target=self._read, args=(process.stderr,), name="stderr-watch", daemon=True
+        )
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            with self._lock:
+                self._lines.append(line)
+
+    def wait_for(self, needle: str, timeout: float = 60.0) -> None:
+        """Until a line holding `needle` was written (an AssertionError after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while not any(needle in line for line in self._snapshot()):
+            assert time.monotonic() < deadline, f"no line with {needle!r} in:\n{self.text()}"
+            time.sleep(0.02)
+
+    def text(self) -> str:
+        """What was read so far; everything once the process ended and `close` returned."""
+        return "".join(self._snapshot())
+
+    def close(self, timeout: float = 30.0) -> str:
+        """After the process ended: the whole stderr."""
+        self._thread.join(timeout)
+        return self.text()
+
+    def _snapshot(self) -> list[str]:
+        with self._lock:
+            return list(self._lines)

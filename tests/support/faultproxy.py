@@ -16,6 +16,9 @@ matches a request and is within its `after`/`times` window acts on it:
 
 Aborts are real: the client's socket gets a TCP RST (SO_LINGER 0), so it sees a connection
 reset or a server disconnect, never an HTTP response.
+
+One module, past 400 lines: the rules, the request log and the handlers share one lock and
+one event loop thread, and a test reads it as one tool.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from yarl import URL
 if TYPE_CHECKING:
     from tests.support.registry import RegistryServer
 
-ACTIONS = ("status", "reset", "delay", "reset_after_upstream", "harbor404")
+ACTIONS = ("status", "reset", "delay", "hold", "reset_after_upstream", "harbor404")
 
 # Harbor's 404 for a missing artifact: see harbor_not_found_body() for one naming the request.
 HARBOR_NOT_FOUND_CODE = "NOT_FOUND"
@@ -81,7 +84,7 @@ STOP_SECONDS = 10.0
 SHUTDOWN_GRACE_SECONDS = 0.2
 UPSTREAM_TIMEOUT_SECONDS = 60.0
 MAX_BODY_BYTES = 2**31
-# How often a `delay` checks whether its client already gave up.
+# How often a `delay` or `hold` checks whether its client already gave up (or is released).
 DELAY_POLL_SECONDS = 0.02
 
 
@@ -100,6 +103,8 @@ class Rule:
     lets the first N matching requests through; `times` then limits how often the rule acts
     (None: forever). `status`, `body` and `headers` shape the answer of `status`; `harbor404`
     always answers 404 with Harbor's body (unless `body` is given). `delay` is in seconds.
+    `hold` keeps each request it acts on until `FaultProxy.release(rule)`, then forwards it:
+    a test acts while the client waits, however slow the machine, instead of racing a delay.
     """
 
     method: str | None = None
@@ -159,6 +164,8 @@ class FaultProxy:
         self._rules: list[Rule] = []
         self._seen: dict[Rule, int] = {}
         self._hits: dict[Rule, int] = {}
+        self._released: set[Rule] = set()
+        self._answered: dict[Rule, int] = {}
         self._log: list[LoggedRequest] = []
         self._down = False
         self._listener: socket.socket | None = None
@@ -208,6 +215,16 @@ class FaultProxy:
         """Drop every rule (their hit counts stay readable)."""
         with self._lock:
             self._rules.clear()
+
+    def release(self, rule: Rule) -> None:
+        """Forward the requests a `hold` rule keeps, and any it meets from now on."""
+        with self._lock:
+            self._released.add(rule)
+
+    def answered(self, rule: Rule) -> int:
+        """How many requests a `hold` rule kept have their upstream answer (being sent)."""
+        with self._lock:
+            return self._answered.get(rule, 0)
 
     def hits(self, rule: Rule) -> int:
         """How many requests `rule` acted on."""
@@ -362,6 +379,8 @@ class FaultProxy:
             return await self._fault_response(rule, request)
         if rule.action == "delay":
             return await self._delayed(rule, request, body)
+        if rule.action == "hold":
+            return await self._held(rule, request, body)
         if rule.action == "reset_after_upstream":
             await self._forward(request, body)
         return None  # "reset", and "reset_after_upstream" once the upstream has it
@@ -391,6 +410,22 @@ class FaultProxy:
             if _client_gone(request):
                 return None
         return await self._forward(request, body)
+
+    async def _held(
+        self, rule: Rule, request: web.Request, body: bytes
+    ) -> web.StreamResponse | None:
+        while True:
+            with self._lock:
+                released = rule in self._released
+            if released:
+                response = await self._forward(request, body)
+                if response is not None:
+                    with self._lock:
+                        self._answered[rule] = self._answered.get(rule, 0) + 1
+                return response
+            if _client_gone(request):
+                return None
+            await asyncio.sleep(DELAY_POLL_SECONDS)
 
     async def _fault_response(self, rule: Rule, request: web.Request) -> web.Response:
         status = 404 if rule.action == "harbor404" else rule.status

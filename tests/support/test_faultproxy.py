@@ -60,6 +60,13 @@ def _send(
         connection.close()
 
 
+def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
 def _small_manifest(upstream: RegistryServer, repo: str) -> tuple[bytes, str]:
     """An OCI manifest whose blobs are already upstream: (bytes, digest)."""
     config = json.dumps({"architecture": "amd64", "os": "linux", "nonce": os.urandom(8).hex()})
@@ -305,18 +312,52 @@ def test_delay_outlasts_the_client_timeout(
 ) -> None:
     repo = "faultproxy/delay"
     manifest, _digest = _small_manifest(registry_http, repo)
-    proxy.add_rule(Rule(method="PUT", action="delay", delay=0.5, times=1))
+    # A delay far beyond the client's timeout, so that a loaded machine cannot blur the two.
+    proxy.add_rule(Rule(method="PUT", action="delay", delay=30.0, times=1))
     path = f"/v2/{repo}/manifests/v1"
     headers = {"Content-Type": OCI_MANIFEST}
-    started = time.monotonic()
     with pytest.raises(TimeoutError):
         _send(proxy, "PUT", path, body=manifest, headers=headers, timeout=0.2)
-    time.sleep(0.5)  # past the delay: a request of a client that gave up is not forwarded
-    assert reg.head_manifest(registry_http, repo, "v1") is None
+    # The proxy notices the client gave up, well before the delay ends, and drops the request.
+    _wait_until(lambda: len(proxy.requests) == 1, "the proxy to give up on the PUT")
     assert proxy.requests[-1][:3] == ("PUT", path, None)
+    assert reg.head_manifest(registry_http, repo, "v1") is None
     proxy.add_rule(Rule(method="GET", action="delay", delay=0.3, times=1))
+    started = time.monotonic()
     assert _send(proxy, "GET", "/v2/").status == 200
-    assert time.monotonic() - started >= 0.8
+    assert time.monotonic() - started >= 0.3
+
+
+def test_hold_keeps_a_request_until_released(
+    proxy: FaultProxy, registry_http: RegistryServer
+) -> None:
+    repo = "faultproxy/hold"
+    manifest, digest = _small_manifest(registry_http, repo)
+    rule = proxy.add_rule(Rule(method="PUT", action="hold", times=1))
+    path = f"/v2/{repo}/manifests/v1"
+    answers: list[int] = []
+    sender = threading.Thread(
+        target=lambda: answers.append(
+            _send(
+                proxy,
+                "PUT",
+                path,
+                body=manifest,
+                headers={"Content-Type": OCI_MANIFEST},
+                timeout=60,
+            ).status
+        )
+    )
+    sender.start()
+    _wait_until(lambda: proxy.seen(rule) == 1, "the PUT to reach the proxy")
+    time.sleep(0.2)  # a hold that leaked would show the PUT upstream now
+    assert reg.head_manifest(registry_http, repo, "v1") is None
+    assert answers == []
+    proxy.release(rule)
+    sender.join(60)
+    assert answers == [201]
+    assert proxy.answered(rule) == 1
+    assert reg.head_manifest(registry_http, repo, "v1") == digest
 
 
 # -- counting ----------------------------------------------------------------------------
@@ -389,13 +430,13 @@ def test_stop_ends_the_thread_and_closes_every_socket(registry_http: RegistrySer
     assert proxy.running
     assert _send(proxy, "GET", "/v2/").status == 200
     # A client left hanging in a long delay must not hold stop() up.
-    proxy.add_rule(Rule(action="delay", delay=30.0))
+    rule = proxy.add_rule(Rule(action="delay", delay=30.0))
     hanging = socket.create_connection(("127.0.0.1", proxy.port))
     hanging.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
-    time.sleep(0.1)
+    _wait_until(lambda: proxy.seen(rule) == 1, "the request to reach the delay")
     started = time.monotonic()
     proxy.stop()
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 15  # not the 30 s delay, however loaded the machine
     assert hanging.recv(1) == b""  # dropped, no response
     hanging.close()
     assert not proxy.running

@@ -147,14 +147,14 @@ def test_delete_manifest(registry_http: RegistryServer) -> None:
 def test_https_needs_the_test_ca(registry_https: RegistryServer) -> None:
     assert registry_https.ca_cert is not None
     connection = http.client.HTTPSConnection(
-        "127.0.0.1", registry_https.port, timeout=5, context=ssl.create_default_context()
+        "127.0.0.1", registry_https.port, timeout=30, context=ssl.create_default_context()
     )
     with pytest.raises(ssl.SSLCertVerificationError):
         connection.request("GET", "/v2/")
     connection.close()
     # The certificate names localhost as well as 127.0.0.1.
     by_name = http.client.HTTPSConnection(
-        "localhost", registry_https.port, timeout=5, context=registry_https.ssl_context()
+        "localhost", registry_https.port, timeout=30, context=registry_https.ssl_context()
     )
     by_name.request("GET", "/v2/")
     assert by_name.getresponse().status == 200

@@ -181,10 +181,15 @@ def token_request(
     return TokenRequest("GET", url, headers)
 
 
+def token_clock() -> float:
+    """The clock token lifetimes count on, looked up at each call: tests move it, not sleep."""
+    return time.monotonic()
+
+
 @dataclass(frozen=True)
 class BearerToken:
     authorization: str  # the whole header value, built once: "Bearer <token>"
-    expires_at: float  # time.monotonic() clock
+    expires_at: float  # token_clock()
     lifetime: float
 
     def fresh(self, now: float) -> bool:
@@ -214,7 +219,7 @@ def parse_token_response(body: bytes, *, now: float | None = None) -> BearerToke
     lifetime = document.get("expires_in")
     if not isinstance(lifetime, int | float) or isinstance(lifetime, bool) or lifetime <= 0:
         lifetime = DEFAULT_TOKEN_LIFETIME
-    received = time.monotonic() if now is None else now
+    received = token_clock() if now is None else now
     return BearerToken("Bearer " + token, received + float(lifetime), float(lifetime))
 
 
@@ -227,7 +232,7 @@ def _retrieve(future: asyncio.Future[BearerToken]) -> None:
 class TokenCache:
     """Bearer tokens by key (registry, repository, actions); one fetch per key at a time."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
         self._clock = clock
         self._tokens: dict[Hashable, BearerToken] = {}
         self._pending: dict[Hashable, asyncio.Future[BearerToken]] = {}
@@ -235,7 +240,8 @@ class TokenCache:
     def peek(self, key: Hashable) -> BearerToken | None:
         """A cached token that is still fresh, without fetching."""
         token = self._tokens.get(key)
-        if token is not None and token.fresh(self._clock()):
+        now = self._clock() if self._clock is not None else token_clock()
+        if token is not None and token.fresh(now):
             return token
         return None
 
