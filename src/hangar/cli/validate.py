@@ -177,10 +177,12 @@ async def _validate_run(
 
 class Unchecked:
     """Counts the failed lines that got no verdict, for the exit code (3 when every failed
-    line is one of them): the worker raised (registry unreachable or refusing, TLS, a
-    timeout's cancellation, a bug), --all-tags could not expand the line, or every platform
-    that failed is NOT CHECKED (a policy requirement hangar cannot evaluate). A digest not
-    signed, or signed but not accepted, is a verdict."""
+    line is one of them): the registry could not be reached or refused the request (see
+    `_could_not_check`), the line timed out, hangar failed on a bug, --all-tags could not
+    expand the line, or every platform that failed is NOT CHECKED (a policy requirement
+    hangar cannot evaluate). A digest not signed, or signed but not accepted, is a verdict;
+    so is an image podman would refuse before its signatures (too large, not what its digest
+    says, a manifest it cannot parse)."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -192,14 +194,26 @@ class Unchecked:
         async def counted(entry: ListEntry, number: int) -> ImageResult:
             try:
                 result = await worker(entry, number)
-            except BaseException:
-                self.count += 1
+            except BaseException as exc:
+                self.count += _could_not_check(exc)
                 raise
             if result.status == "failed" and not _has_verdict(result.details):
                 self.count += 1
             return result
 
         return counted
+
+
+def _could_not_check(exc: BaseException) -> bool:
+    from hangar.errors import HangarError
+    from hangar.registry.errors import DigestMismatchError, RegistryError, TooLargeError
+
+    if isinstance(exc, TooLargeError | DigestMismatchError):
+        return False  # what the registry serves is refused whatever its signatures
+    if isinstance(exc, RegistryError):
+        return True  # unreachable, TLS, authentication, not found, 5xx, a request timeout
+    # An unusable manifest is a verdict; a cancellation (--timeout) or a bug is not.
+    return not isinstance(exc, HangarError)
 
 
 def _has_verdict(details: list[dict[str, Any]]) -> bool:
