@@ -1,7 +1,8 @@
 """Errors a user can act on.
 
 Every error raised for bad input, a refused request or a bad key is a HangarError: its message
-says what went wrong, and its hint what to do. The CLI prints them as one line, never a traceback.
+says what went wrong, and its hint what to do. `diagnostics()` renders both as the one line the
+CLI prints (never a traceback), and `exit_code` is the code the CLI exits with.
 """
 
 from __future__ import annotations
@@ -10,15 +11,22 @@ from __future__ import annotations
 class HangarError(Exception):
     """A failure the user can act on."""
 
+    exit_code = 1
+
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
 
-    def __str__(self) -> str:
+    def diagnostics(self) -> str:
+        """What went wrong and, when known, what to do: `message (hint)`."""
         if self.hint:
             return f"{self.message} ({self.hint})"
         return self.message
+
+    def __str__(self) -> str:
+        # Per-line errors reach the log and the report through str(): the same text.
+        return self.diagnostics()
 
 
 class InvalidReferenceError(HangarError):
@@ -36,3 +44,17 @@ class PayloadError(HangarError):
 class UsageProblem(HangarError):
     """A flag value that cannot work (an output path that is a directory, say): exit code 2,
     found before any work."""
+
+    exit_code = 2
+
+
+class UnexpectedError(HangarError):
+    """An exception no code path expected: a bug in hangar. It names the original exception,
+    which the CLI shows with its traceback under --debug."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(
+            f"unexpected error: {cause.__class__.__name__}: {cause}",
+            hint="this is a bug in hangar: run again with --debug for the traceback, and report it",
+        )
+        self.cause = cause

@@ -3,6 +3,8 @@ anywhere, and a --help that does not pay for the heavy imports."""
 
 from __future__ import annotations
 
+import dataclasses
+import signal
 import subprocess
 import sys
 
@@ -10,6 +12,7 @@ import click
 import pytest
 
 from hangar.cli._args import format_duration, normalize_argv, parse_duration, split_list
+from hangar.progress import Summary
 from tests.support.cli import HANGAR
 
 
@@ -140,3 +143,117 @@ def test_version_and_help() -> None:
         "--report",
     ):
         assert flag in validate_help, flag
+
+
+# -- the checked config a list command builds from its flags ---------------------------------
+
+
+def _flags(command: click.Command, *argv: str) -> dict:
+    """The flag dict click hands to `command`'s callback for `argv`."""
+    ctx = command.make_context(command.name or "", list(argv))
+    return dict(ctx.params)
+
+
+def test_validate_config_is_frozen_and_typed() -> None:
+    from hangar.cli._config import ValidateConfig
+    from hangar.cli.validate import validate
+
+    flags = _flags(validate, "-f", "list", "-p", "a.pub", "-p", "b.pub", "-a", "x86_64,arm64")
+    config = ValidateConfig.from_flags(flags)
+    assert config.pubkeys == ("a.pub", "b.pub") and config.timeout == 600.0
+    assert config.arches == ["amd64", "arm64"] and config.oses == ["linux"]
+    assert config.inputs() == ["a.pub", "b.pub"] and not config.uses_policy
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.file = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ((), "-f/--file is required"),
+        (("-f", "l"), "-p/--sigstore-pubkey is required"),
+        (("-f", "l", "--policy", "p", "--system-policy"), "exclude each other"),
+        (("-f", "l", "--policy", "p", "-p", "k"), "-p/--sigstore-pubkey is not used with"),
+        (("-f", "l", "--registries-d", "d"), "--registries-d needs --policy"),
+    ],
+)
+def test_validate_usage_errors_come_from_the_config(argv: tuple[str, ...], message: str) -> None:
+    from hangar.cli._config import ValidateConfig
+    from hangar.cli.validate import validate
+
+    with pytest.raises(click.UsageError, match=message):
+        ValidateConfig.from_flags(_flags(validate, *argv))
+
+
+def test_sign_config_needs_no_key_for_a_dry_run() -> None:
+    from hangar.cli._config import SignConfig
+    from hangar.cli.sign import sign
+
+    with pytest.raises(click.UsageError, match="-k/--sigstore-key is required"):
+        SignConfig.from_flags(_flags(sign, "-f", "l"))
+    config = SignConfig.from_flags(_flags(sign, "-f", "l", "--dry-run", "-j", "50"))
+    assert config.key is None and config.jobs == 20 and config.jobs_given == 50
+
+
+def test_remove_config_says_what_to_remove() -> None:
+    from hangar.cli._config import RemoveConfig
+    from hangar.cli.remove import remove
+
+    with pytest.raises(click.UsageError, match="say what to remove"):
+        RemoveConfig.from_flags(_flags(remove, "-f", "l"))
+    with pytest.raises(click.UsageError, match="--all removes every signature"):
+        RemoveConfig.from_flags(_flags(remove, "-f", "l", "--all", "-p", "k"))
+    flags = _flags(remove, "-f", "l", "--unverified", "--keep-pubkey", "k")
+    config = RemoveConfig.from_flags(flags)
+    assert config.inputs() == ["k"] and config.unverified and not config.everything
+
+
+# -- exit codes (docs/errors.md) -------------------------------------------------------------
+
+
+def _summary(**counts: int) -> Summary:
+    summary = Summary()
+    for status, count in counts.items():
+        summary.counts[status.replace("_", "-")] = count
+    return summary
+
+
+@pytest.mark.parametrize(
+    ("counts", "unchecked", "code"),
+    [
+        ({"passed": 2}, 0, 0),
+        ({"passed": 1, "failed": 1}, None, 1),  # sign, sign remove: any failed line
+        ({"passed": 1, "failed": 2}, 2, 3),  # validate: every failed line unchecked
+        ({"passed": 1, "failed": 2}, 1, 1),  # validate: one was not accepted
+        ({"skipped": 2}, 0, 1),  # nothing matched --os/--arch
+    ],
+)
+def test_exit_code(counts: dict[str, int], unchecked: int | None, code: int) -> None:
+    from hangar.cli._run import exit_code
+
+    assert exit_code(_summary(**counts), unchecked=unchecked) == code
+
+
+def test_exit_code_of_a_stopped_or_interrupted_run_is_not_3() -> None:
+    from hangar.cli._run import exit_code
+
+    fatal = _summary(failed=1)
+    fatal.fatal = "cannot write output"
+    assert exit_code(fatal, unchecked=1) == 1
+    interrupted = _summary(failed=1, not_started=3)
+    interrupted.interrupted_by = signal.SIGINT
+    assert exit_code(interrupted, unchecked=1) == 130
+
+
+def test_hangar_error_diagnostics() -> None:
+    from hangar.errors import HangarError, UnexpectedError, UsageProblem
+
+    error = HangarError("cannot read x", hint="check y")
+    assert error.diagnostics() == str(error) == "cannot read x (check y)"
+    assert HangarError("plain").diagnostics() == "plain" and error.exit_code == 1
+    assert UsageProblem("bad -o").exit_code == 2
+    bug = UnexpectedError(KeyError("k"))
+    assert bug.diagnostics() == (
+        "unexpected error: KeyError: 'k' (this is a bug in hangar: run again with --debug for "
+        "the traceback, and report it)"
+    )

@@ -14,7 +14,7 @@ import click
 from hangar import __version__, output
 from hangar.cli._args import normalize_argv
 from hangar.cli._help import GoGroup
-from hangar.errors import HangarError, UsageProblem
+from hangar.errors import HangarError, UnexpectedError
 
 # name -> (module, attribute, short help). Imported lazily.
 _COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -98,38 +98,47 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         cli.main(args=normalize_argv(args), prog_name="hangar", standalone_mode=False)
-    except click.exceptions.Abort:
-        output.error("aborted")
-        sys.exit(130)
-    except click.ClickException as exc:
-        output.error(_click_error_line(exc, args))
-        sys.exit(exc.exit_code)
-    except UsageProblem as exc:
-        output.error(str(exc))
-        sys.exit(2)
-    except HangarError as exc:
-        output.error(str(exc))
-        sys.exit(getattr(exc, "exit_code", 1))  # 2 for a policy podman would refuse
-    except KeyboardInterrupt:
-        output.error("interrupted")
-        sys.exit(130)
-    except Terminated:
-        output.error("terminated (SIGTERM)")
-        sys.exit(143)
     except BrokenPipeError:
         # stdout's reader went away (`hangar inspect --raw ... | head -1`): stop quietly.
         output.silence(sys.stdout)
         sys.exit(output.CLOSED_EXIT_CODE)
-    except Exception as exc:  # a bug: one line by default, the traceback with --debug
-        output.error(
-            f"unexpected error: {exc.__class__.__name__}: {exc} (this is a bug in hangar: "
-            "run again with --debug for the traceback, and report it)"
-        )
-        if output.debug_enabled():
-            import traceback
+    except (KeyboardInterrupt, Terminated, Exception) as exc:
+        sys.exit(_fail(exc, args))
 
-            output.debug("".join(traceback.format_exception(exc)).rstrip())
-        sys.exit(1)
+
+def _fail(exc: BaseException, args: list[str]) -> int:
+    """The one place that prints the error that ended a command (one `[ERRO]` line, and an
+    unexpected error's traceback under --debug), and picks the exit code."""
+    error = _diagnosis(exc, args)
+    output.error(error.diagnostics())
+    if isinstance(error, UnexpectedError) and output.debug_enabled():
+        import traceback
+
+        output.debug("".join(traceback.format_exception(error.cause)).rstrip())
+    return error.exit_code
+
+
+class _Ended(HangarError):
+    """How the CLI words an end that is not hangar's own error (a usage error click found,
+    Ctrl-C, SIGTERM), with its exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _diagnosis(exc: BaseException, args: list[str]) -> HangarError:
+    if isinstance(exc, HangarError):
+        return exc  # its own exit code: 2 for a usage problem or a policy podman would refuse
+    if isinstance(exc, click.exceptions.Abort):
+        return _Ended("aborted", 130)
+    if isinstance(exc, click.ClickException):
+        return _Ended(_click_error_line(exc, args), exc.exit_code)
+    if isinstance(exc, KeyboardInterrupt):
+        return _Ended("interrupted", 130)
+    if isinstance(exc, Terminated):
+        return _Ended("terminated (SIGTERM)", 143)
+    return UnexpectedError(exc)  # a bug: one line by default, the traceback with --debug
 
 
 def _click_error_line(exc: click.ClickException, args: list[str]) -> str:

@@ -1,4 +1,6 @@
-"""What `sign` and `sign validate` share: reading the list, logins, running, the summary."""
+"""What the list commands (`sign`, `sign validate`, `sign remove`) share: reading the list,
+logins, running, the summary and the exit code. Each takes the command's checked config
+(cli/_config.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,13 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from hangar import output
 from hangar.cli._args import split_list
+from hangar.cli._config import DEFAULT_ARCH, DEFAULT_OS, RunConfig
 from hangar.cli._outputs import open_outputs
 from hangar.imagelist import ListEntry, ListSource, iter_image_list, open_image_list
 from hangar.interrupts import SIGNAL_EXIT_CODES, Interrupts
@@ -23,40 +26,6 @@ from hangar.run_files import FailedList, Report
 
 if TYPE_CHECKING:
     from hangar.registry.client import RegistryClient
-
-MAX_JOBS = 20
-
-
-def checked_jobs(jobs: int) -> int:
-    """The seed's range is 1-20. Above it, 20 (asking for more speed must never mean the
-    slowest run); below it, 1. Either way a warning says so."""
-    if 1 <= jobs <= MAX_JOBS:
-        return jobs
-    used = MAX_JOBS if jobs > MAX_JOBS else 1
-    output.warn(f"--jobs {jobs} is outside 1-{MAX_JOBS}: using {used} worker(s)")
-    return used
-
-
-def platform_options(flags: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """--os/--arch as lists, in the spelling images use (`x86_64` is `amd64`); says so when a
-    spelling was changed, so that nobody wonders why `--arch x86_64` signed amd64."""
-    from hangar.manifest import normalize_arch, normalize_os
-
-    oses = _normalized("--os", split_list(flags["os_"]), normalize_os)
-    arches = _normalized("--arch", split_list(flags["arch"]), normalize_arch)
-    return oses, arches
-
-
-def _normalized(flag: str, values: list[str], normalize: Callable[[str], str]) -> list[str]:
-    result: list[str] = []
-    for value in values:
-        name = normalize(value)
-        if name != value:
-            output.info(f"{flag} {value} is read as {name}, as containers/image names it")
-        if name not in result:
-            result.append(name)
-    return result
-
 
 PROGRESS_INTERVAL = 5.0
 
@@ -70,19 +39,6 @@ def progress_interval() -> float:
     except ValueError:
         output.warn(f"HANGAR_PROGRESS_INTERVAL={text} is not a number of seconds: using 5")
         return PROGRESS_INTERVAL
-
-
-def require(value: str | None, flag: str, what: str) -> str:
-    if not value:
-        raise click.UsageError(f"{flag} is required: {what}")
-    return value
-
-
-def report_path(value: str | None) -> Path | None:
-    """`--report -` is stdout, where the logs never go (they are on stderr)."""
-    if not value:
-        return None
-    return Path("/dev/stdout") if value == "-" else Path(value)
 
 
 def key_record(path: str, fingerprint: str) -> dict[str, str]:
@@ -105,23 +61,24 @@ class ListRun:
 
 
 @contextlib.contextmanager
-def prepare_run(flags: dict[str, Any], command: str, inputs: list[str | None]) -> Iterator[ListRun]:
+def prepare_run(config: RunConfig) -> Iterator[ListRun]:
     """Open the list and the outputs, or fail with one line before any work. Whatever happens
     inside the block, no temp file is left behind and no output is half written."""
-    source = open_image_list(flags["file"])
+    command = config.command
+    source = open_image_list(config.file)
     failed_out, report_out = open_outputs(
-        Path(flags["failed"]),
-        report_path(flags["report"]),
+        config.failed,
+        config.report,
         command=command,
         list_source=source,
-        inputs=[Path(path) for path in inputs if path],
+        inputs=[Path(path) for path in config.inputs()],
     )
     failed, report = FailedList(failed_out, command), Report(report_out)
     # No secret is ever a flag of sign or validate (passphrases come from files), so the
     # arguments can be recorded as given.
-    report.describe(command=command, arguments=sys.argv[1:], imageList=str(flags["file"]))
+    report.describe(command=command, arguments=sys.argv[1:], imageList=config.file)
     try:
-        total, registries = _scan_list(source, flags["registry"], flags["project"])
+        total, registries = _scan_list(source, config.registry, config.project)
         actual = failed_out.destination.given  # -o, or the file beside it (see _outputs)
         yield ListRun(source, total, registries, failed, report, actual)
     finally:
@@ -176,41 +133,47 @@ async def ensure_logins(client, registries: dict[str, str], interrupts: Interrup
         output.info(f"Login succeeded; credentials stored in {path}")
 
 
-def registry_client(flags: dict[str, Any], jobs: int) -> RegistryClient:
+def registry_client(config: RunConfig, jobs: int | None = None) -> RegistryClient:
     """One pooled client for the whole run, sized for the number of workers."""
     from hangar.registry.client import RegistryClient
 
+    connections = (config.jobs if jobs is None else jobs) * 4
     return RegistryClient(
-        tls_verify=flags["tls_verify"], authfile=flags["authfile"], max_connections=jobs * 4
+        tls_verify=config.tls_verify, authfile=config.authfile, max_connections=connections
     )
 
 
 async def run_list(
     worker: Worker,
-    flags: dict[str, Any],
+    config: RunConfig,
     prepared: ListRun,
     *,
-    jobs: int,
     verb: str,
     interrupts: Interrupts,
     finalize: Finalizer | None = None,
     client: RegistryClient | None = None,
+    unexpanded: Callable[[int], None] | None = None,
 ) -> Summary:
-    """Stream the list of `--file` through `worker`, `jobs` at a time (with --all-tags, the
-    list expanded first through `client`)."""
+    """Stream the list of `--file` through `worker`, `config.jobs` at a time (with --all-tags,
+    the list expanded first through `client`; `unexpanded` is told how many lines could not
+    be: they fail without reaching `worker`)."""
+    jobs = config.jobs
     entries: Iterable[ListEntry] = iter_image_list(
-        prepared.source, registry=flags["registry"], project=flags["project"]
+        prepared.source, registry=config.registry, project=config.project
     )
     total = prepared.total
-    if flags.get("all_tags") and client is not None:
+    if config.all_tags and client is not None:
         from hangar.alltags import expand_all_tags
 
-        entries = await expand_all_tags(entries, client)
-        total = len(entries)
+        listed = list(entries)
+        expanded = await expand_all_tags(listed, client)
+        if unexpanded is not None:
+            unexpanded(_errors(expanded) - _errors(listed))
+        entries, total = expanded, len(expanded)
     options = RunOptions(
         progress_interval=progress_interval(),
         jobs=jobs,
-        timeout=flags["timeout"],
+        timeout=config.timeout,
         failed=prepared.failed,
         report=prepared.report,
         verb=verb,
@@ -221,19 +184,26 @@ async def run_list(
     return await Runner(worker, options).run(entries, finalize=finalize)
 
 
-def resign_command(flags: dict[str, Any], failed_path: Path) -> str:
+def _errors(entries: list[ListEntry]) -> int:
+    return sum(1 for entry in entries if entry.error is not None)
+
+
+def resign_command(config: RunConfig, failed_path: Path) -> str:
     """The `hangar sign` that re-signs what a validate run failed: its list, and the flags of
     the validate run that decide which images and digests those lines mean."""
     words = ["hangar sign", f"-f {failed_path}", "-k KEY"]
-    for flag, name in (("--registry", "registry"), ("--project", "project")):
-        if flags.get(name):
-            words.append(f"{flag} {flags[name]}")
-    for flag, name, default in (("--arch", "arch", ("amd64,arm64",)), ("--os", "os_", ("linux",))):
-        if tuple(flags.get(name) or default) != default:
-            words.append(f"{flag} {','.join(split_list(flags[name]))}")
-    if flags.get("all_tags"):
+    for flag, value in (("--registry", config.registry), ("--project", config.project)):
+        if value:
+            words.append(f"{flag} {value}")
+    for flag, given, default in (
+        ("--arch", config.arch_given, DEFAULT_ARCH),
+        ("--os", config.os_given, DEFAULT_OS),
+    ):
+        if (given or default) != default:
+            words.append(f"{flag} {','.join(split_list(given))}")
+    if config.all_tags:
         words.append("--all-tags")
-    if flags.get("tls_verify") is False:
+    if not config.tls_verify:
         words.append("--tls-verify=false")
     return " ".join(words)
 
@@ -293,11 +263,24 @@ def print_summary(
         )
 
 
-def exit_code(summary: Summary) -> int:
+# `sign validate`: nothing was found not accepted, but some line could not be checked.
+COULD_NOT_CHECK = 3
+
+
+def exit_code(summary: Summary, *, unchecked: int | None = None) -> int:
+    """The exit code of a run (the table is in docs/errors.md). `unchecked`, given by
+    `sign validate` only: how many failed lines got no verdict (the registry could not be
+    reached or refused, a timeout, a requirement hangar cannot evaluate). When every failed
+    line is one of them, the run could not check rather than found a bad image: 3, not 1.
+    """
     if summary.output_closed or output.output_closed():
         return output.CLOSED_EXIT_CODE
     if summary.interrupted_by is not None:
         return SIGNAL_EXIT_CODES.get(summary.interrupted_by, 130)
-    if summary.fatal or summary.failed or summary.not_started:
+    if summary.fatal or summary.not_started:
+        return 1
+    if summary.failed:
+        if unchecked is not None and unchecked >= summary.failed:
+            return COULD_NOT_CHECK
         return 1
     return 1 if summary.only_skipped_for_platform else 0

@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from hangar import output
 from hangar.cli._args import list_options
+from hangar.cli._config import SignConfig
 from hangar.cli._help import GoGroup
 from hangar.cli._run import (
-    checked_jobs,
+    ListRun,
     ensure_logins,
     exit_code,
     key_record,
-    platform_options,
     prepare_run,
     print_summary,
     registry_client,
-    require,
     run_list,
 )
+
+if TYPE_CHECKING:
+    from hangar.imagelist import ListEntry
+    from hangar.progress import Summary
+    from hangar.signing import SignOptions
+    from hangar.sigstore.keys import PrivateKey
 
 EXAMPLES = """\
 # Sign the images with sigstore private key file.
@@ -88,55 +94,54 @@ hangar sign \\
     help="add a new signature even where this key already signed",
 )
 @click.pass_context
-def sign(ctx: click.Context, **flags) -> None:
+def sign(ctx: click.Context, **flags: Any) -> None:
     if ctx.invoked_subcommand is not None:
         return
-    sys.exit(_sign(**flags))
+    sys.exit(_sign(SignConfig.from_flags(flags)))
 
 
-def _sign(**flags) -> int:
+def _sign(config: SignConfig) -> int:
     from hangar.keyfiles import read_signing_key
     from hangar.signing import SignOptions
 
-    output.set_quiet(flags["quiet"])
-    require(flags["file"], "-f/--file", "the image list to sign")
-    if flags["dry_run"]:
-        return _dry_run(flags)
-    key_path = require(flags["key"], "-k/--sigstore-key", "the sigstore private key file")
-    jobs = checked_jobs(flags["jobs"])
-    oses, arches = platform_options(flags)
-    inputs = [key_path, flags["sigstore_passphrase_file"], flags["authfile"]]
-    with prepare_run(flags, "hangar sign", inputs) as prepared:
+    output.set_quiet(config.quiet)
+    if config.dry_run:
+        return _dry_run(config)
+    assert config.key is not None  # required without --dry-run (SignConfig)
+    config.announce()
+    with prepare_run(config) as prepared:
         # Decrypt the key once, before any network traffic.
-        key = read_signing_key(key_path, flags["sigstore_passphrase_file"])
-        prepared.report.describe(keys=[key_record(key_path, key.public_key().fingerprint)])
+        key = read_signing_key(config.key, config.passphrase_file)
+        prepared.report.describe(keys=[key_record(config.key, key.public_key().fingerprint)])
         options = SignOptions(
-            oses=oses,
-            arches=arches,
-            identity_mode=flags["signed_identity"],
-            sign_index=flags["sign_index"],
-            force=flags["force"],
-            sign_attestations=flags["sign_attestations"],
+            oses=config.oses,
+            arches=config.arches,
+            identity_mode=config.signed_identity,
+            sign_index=config.sign_index,
+            force=config.force,
+            sign_attestations=config.sign_attestations,
         )
-        summary = asyncio.run(_sign_run(key, options, jobs, prepared, flags))
+        summary = asyncio.run(_sign_run(key, options, prepared, config))
     print_summary(summary, "sign", "signatures", prepared.failed_path)
     return exit_code(summary)
 
 
-async def _sign_run(key, options, jobs, prepared, flags):
+async def _sign_run(
+    key: PrivateKey, options: SignOptions, prepared: ListRun, config: SignConfig
+) -> Summary:
     from hangar.interrupts import Interrupts
     from hangar.signing import Signer
 
-    async with Interrupts() as interrupts, registry_client(flags, jobs) as client:
-        if not flags["skip_login"]:
+    jobs = config.jobs
+    async with Interrupts() as interrupts, registry_client(config) as client:
+        if not config.skip_login:
             await interrupts.guard(ensure_logins(client, prepared.registries, interrupts))
         signer = Signer(client, key, options)
         # The final check's losses are failed lines too: they go to the failed file.
         summary = await run_list(
             signer.sign_entry,
-            flags,
+            config,
             prepared,
-            jobs=jobs,
             verb="Signing",
             interrupts=interrupts,
             finalize=lambda: signer.confirm(concurrency=jobs),
@@ -146,15 +151,15 @@ async def _sign_run(key, options, jobs, prepared, flags):
         return summary
 
 
-def _dry_run(flags) -> int:
+def _dry_run(config: SignConfig) -> int:
     """One reference a line on stdout; no key is read, nothing is written. Lines that would
     fail (bad references, tags that cannot be listed) are errors on stderr, and exit 1."""
     from hangar.imagelist import iter_image_list, open_image_list
 
-    source = open_image_list(flags["file"])
-    entries = list(iter_image_list(source, registry=flags["registry"], project=flags["project"]))
-    if flags["all_tags"]:
-        entries = asyncio.run(_expand(entries, flags))
+    source = open_image_list(config.file)
+    entries = list(iter_image_list(source, registry=config.registry, project=config.project))
+    if config.all_tags:
+        entries = asyncio.run(_expand(entries, config))
     images = bad = 0
     for entry in entries:
         if entry.reference is not None:
@@ -171,10 +176,10 @@ def _dry_run(flags) -> int:
     return 1 if bad else 0
 
 
-async def _expand(entries, flags):
+async def _expand(entries: list[ListEntry], config: SignConfig) -> list[ListEntry]:
     from hangar.alltags import expand_all_tags
 
-    async with registry_client(flags, 1) as client:
+    async with registry_client(config, 1) as client:
         return await expand_all_tags(entries, client)
 
 
