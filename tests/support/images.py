@@ -297,7 +297,8 @@ def push_vector_attachment(
     tag: str = "v1",
     vector_dir: Path = VECTOR_ATTACHMENT,
 ) -> PushedAttachment:
-    """Push the cimage-attachment test vector (tests/support/paths.VECTORS) as-is: the image, its blobs, and its `.sig`."""
+    """Push the cimage-attachment test vector (tests/support/paths.VECTORS) as-is: the image,
+    its blobs, and its `.sig`."""
     for blob in sorted((vector_dir / "blobs").iterdir()):
         pushed = push_blob(server, repository, blob.read_bytes())
         assert pushed == blob.name.replace("-", ":", 1), f"vector blob {blob.name} is corrupt"
