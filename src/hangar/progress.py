@@ -57,7 +57,6 @@ class Progress:
     ) -> None:
         self._bar: Any = None
         self._task: Any = None
-        self._verb = verb
         self._interval = interval if not enabled else 0.0
         self._total = total or None
         self._started = time.monotonic()

@@ -11,7 +11,7 @@ import sys
 import click
 import pytest
 
-from hangar.cli._args import format_duration, normalize_argv, parse_duration, split_list
+from hangar.cli._args import normalize_argv, parse_duration, split_list
 from hangar.progress import Summary
 from tests.support.cli import HANGAR
 
@@ -50,12 +50,6 @@ def test_bad_durations(text: str, message: str) -> None:
 
 def test_negative_duration_parses_negative() -> None:
     assert parse_duration("-1s") == -1
-
-
-def test_format_duration_matches_go() -> None:
-    assert format_duration(600) == "10m0s"
-    assert format_duration(5400) == "1h30m0s"
-    assert format_duration(1.5) == "1.5s"
 
 
 def test_go_bool_spellings_and_global_flags_are_normalized() -> None:

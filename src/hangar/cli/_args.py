@@ -162,20 +162,6 @@ class Jobs(click.ParamType):
             )
 
 
-def format_duration(seconds: float) -> str:
-    """Format seconds the way Go prints a duration (`10m0s`)."""
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    frac = seconds - whole
-    sec_text = f"{secs + frac:g}s"
-    if hours:
-        return f"{hours}h{minutes}m{sec_text}"
-    if minutes:
-        return f"{minutes}m{sec_text}"
-    return sec_text
-
-
 def split_list(values: tuple[str, ...]) -> list[str]:
     """Flatten a repeatable, comma-separated option (`-a amd64,arm64 -a arm`)."""
     items: list[str] = []
