@@ -9,13 +9,16 @@ import json
 
 import pytest
 
+from hangar import attachment_confirm, attachment_merge
 from hangar.attachment_writer import AttachmentWriter
 from hangar.errors import HangarError
 from hangar.reference import Reference
+from hangar.registry.errors import ServerError
 from hangar.removal import DropLayers, RemovalRule
 from hangar.sigstore.attachment import parse_attachment
 from tests.support.memory_registry import MemoryRegistry
 from tests.support.write_protocol import (  # noqa: F401 - short_windows: autouse here too
+    FRESH_MIN,
     OURS,
     REPOSITORY,
     SIG_REF,
@@ -39,6 +42,7 @@ async def remove(
 ) -> tuple[DropLayers, bool, list[str]]:
     change = DropLayers(registry, SIG_REF, rule, "line")
     wrote = await target.apply(change)
+    change.release()  # as `sign remove` does: confirm reads again what it needs
     return change, wrote, await target.confirm()
 
 
@@ -150,6 +154,142 @@ def test_a_stale_writer_putting_our_old_layers_back_is_undone_by_confirm() -> No
     _change, _wrote, lost = run_remove(registry)
     assert lost == []
     assert layer_keys(registry) == ["theirs", "?"]
+
+
+def test_a_tag_that_does_not_exist_has_nothing_to_remove() -> None:
+    registry = MemoryRegistry()
+    change, wrote, lost = run_remove(registry)
+    assert (wrote, lost, change.deleted, change.last_edit) == (False, [], False, [])
+    assert registry.counts() == {"GET tag": 1}
+
+
+def test_a_tag_deleted_by_another_writer_before_our_delete_is_left_gone() -> None:
+    registry = MemoryRegistry()
+    presign(registry, OURS)
+
+    async def other_remover() -> None:
+        registry.manifests.clear()
+
+    registry.on("before", "DELETE", once(other_remover))
+    _change, wrote, lost = run_remove(registry)
+    assert (wrote, lost) == (False, [])  # the DELETE met a 404; the read again: no tag
+    assert registry.tag(SIG_REF) is None
+
+
+def test_a_delete_whose_check_went_stale_is_not_sent_and_the_merge_starts_again(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    registry = MemoryRegistry()
+    presign(registry, OURS)
+
+    async def stall() -> None:
+        await asyncio.sleep(FRESH_MIN + 0.05)  # longer than the check's freshness
+
+    registry.on("after", "HEAD", once(stall))
+    change, wrote, lost = run_remove(registry)
+    assert (wrote, lost, change.deleted) == (True, [], True)
+    assert registry.tag(SIG_REF) is None
+    assert registry.counts()["DELETE tag"] == 1  # the stale one was never sent
+    assert "the check before our write is stale, merging again" in capsys.readouterr().err
+
+
+def test_a_failing_delete_is_retried_then_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    registry = MemoryRegistry()
+    presign(registry, OURS)
+    registry.faults.fail_deletes = 2  # within NO_WAIT's two retries
+    change, _wrote, lost = run_remove(registry)
+    assert (lost, change.deleted, registry.tag(SIG_REF)) == ([], True, None)
+    assert "our write failed, checking again" in capsys.readouterr().err
+    registry = MemoryRegistry()
+    presign(registry, OURS)
+    registry.faults.fail_deletes = 3
+    with pytest.raises(ServerError, match="DELETE failed with HTTP 503"):
+        run_remove(registry)
+    assert layer_keys(registry) == ["ours"]
+
+
+def test_a_blob_race_on_our_put_is_written_again() -> None:
+    registry = MemoryRegistry()
+    presign(registry, THEIRS)
+    presign(registry, OURS, timestamp=2)
+    registry.faults.blob_race_puts = 1
+    _change, wrote, lost = run_remove(registry)
+    assert (wrote, lost) == (True, [])
+    assert layer_keys(registry) == ["theirs"]
+    assert registry.counts()["PUT tag"] == 2
+
+
+def test_a_tag_that_keeps_changing_gives_up_and_says_to_run_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(attachment_merge, "MAX_MERGE_ATTEMPTS", 3)
+    registry = MemoryRegistry()
+    presign(registry, OURS)
+
+    async def churn(_ref: Reference) -> None:
+        rival_put(registry, registry.tag(SIG_REF), signature(make_key()))
+
+    registry.on("before", "HEAD", churn)
+    with pytest.raises(HangarError) as raised:
+        run_remove(registry)
+    assert str(raised.value) == (
+        f"could not remove signatures from {SIG_REF.name} tag {SIG_REF.tag}: it kept changing "
+        "under 3 concurrent writes (run the command again; it removes only what is still there)"
+    )
+    assert layer_keys(registry) == ["ours", "?", "?", "?"]
+
+
+def test_writers_putting_our_layer_back_after_every_round_fail_the_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Confirm removes it again once; a final check that still finds it fails the line."""
+    monkeypatch.setattr(attachment_confirm, "CONFIRM_ROUNDS", 1)
+    registry = MemoryRegistry()
+    presign(registry, THEIRS)
+    presign(registry, OURS, timestamp=2)
+    ours = writer(registry)
+
+    async def put_ours_back(_ref: Reference) -> None:
+        rival_put(registry, registry.tag(SIG_REF), signature(OURS, timestamp=9))
+
+    async def run() -> tuple[bool, list[str]]:
+        wrote = await ours.apply(DropLayers(registry, SIG_REF, REMOVE_OURS, "the line"))
+        await put_ours_back(SIG_REF)
+        registry.on("after", "PUT", put_ours_back)  # after every removal of ours
+        return wrote, await ours.confirm()
+
+    assert asyncio.run(run()) == (True, ["the line"])
+    assert layer_keys(registry) == ["theirs", "ours"]
+    assert (
+        f"[ERRO] {SIG_REF}: other writers kept putting back the signatures removed from tag "
+        f"{SIG_REF.tag} of {SIG_REF.name} (stop the other signers using that key"
+    ) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("rule", "removed"),
+    [
+        (RemovalRule(keep_keys=(THEIRS.public_key(),), unverified=True), True),
+        (REMOVE_OURS, False),
+    ],
+    ids=["unverified", "remove-key"],
+)
+def test_a_layer_whose_payload_cannot_be_read_verifies_with_no_key(
+    rule: RemovalRule, removed: bool
+) -> None:
+    """It goes where unverified layers go, and stays where one key's layers go (it cannot be
+    shown to be that key's)."""
+    registry = MemoryRegistry()
+    presign(registry, THEIRS)
+    unreadable = presign(registry, THEIRS, timestamp=2)
+    registry.faults.unreadable_blobs.add(unreadable.digest)
+    change, wrote, lost = run_remove(registry, rule)
+    assert (wrote, lost) == (removed, [])
+    assert layer_keys(registry) == (["theirs"] if removed else ["theirs", "theirs"])
+    if removed:
+        assert [(m.index, m.reason) for m in change.last_edit] == [
+            (1, "verifies with none of the kept keys")
+        ]
 
 
 def test_a_registry_refusing_deletes_fails_with_what_to_enable() -> None:

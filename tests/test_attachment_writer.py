@@ -164,6 +164,61 @@ def test_a_false_404_over_our_own_signature_adds_nothing() -> None:
     assert layer_keys(registry) == ["ours"]
 
 
+def test_force_signs_again_where_a_false_404_hid_our_signature() -> None:
+    """The check before the write finds the tag: on the fresh read our key's signature is
+    there, which force does not count as done."""
+    registry = MemoryRegistry()
+    presign(registry, OURS, timestamp=5)
+    registry.faults.false_404 = 1
+    assert asyncio.run(write(writer(registry, force=True), signature(OURS, timestamp=6))) == (
+        "signed"
+    )
+    assert layer_keys(registry) == ["ours", "ours"]
+
+
+# -- layers the registry cannot serve ----------------------------------------------------------
+
+
+def unreadable_theirs(registry: MemoryRegistry) -> str:
+    """The tag holds THEIRS's signature, whose payload blob the registry answers 404 for."""
+    theirs = presign(registry, THEIRS)
+    registry.faults.unreadable_blobs.add(theirs.digest)
+    return theirs.digest
+
+
+def test_an_unreadable_layer_is_warned_about_and_ours_is_still_added(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    registry = MemoryRegistry()
+    layer = unreadable_theirs(registry)
+    assert asyncio.run(write(writer(registry), signature(OURS))) == "signed"
+    assert layer_keys(registry) == ["theirs", "ours"]  # theirs kept as it was
+    err = capsys.readouterr().err
+    assert (
+        f"[WARN] {SIG_REF.name}@{DIGEST}: .sig attachment layer 1/1 {layer} "
+        "(application/vnd.dev.cosign.simplesigning.v1+json) cannot be read: blob unknown to "
+        "registry. podman/CRI-O reject the image"
+    ) in err
+    assert "repair or remove that layer (hangar keeps every layer it did not write)" in err
+
+
+def test_a_put_refused_for_a_missing_layer_blob_names_that_layer() -> None:
+    """The registry refuses every manifest naming a blob it lacks: when the tag as read has
+    such a layer, the blob race is no race, and the error says which layer to repair."""
+    registry = MemoryRegistry()
+    layer = unreadable_theirs(registry)
+    before = registry.tag(SIG_REF)
+    registry.faults.blob_race_puts = attachment_merge.MAX_MERGE_ATTEMPTS
+    with pytest.raises(HangarError) as raised:
+        asyncio.run(write(writer(registry), signature(OURS)))
+    assert str(raised.value).startswith(
+        f"cannot add a signature: the .sig attachment names layer 1/1 {layer} "
+        "(application/vnd.dev.cosign.simplesigning.v1+json), whose blob is not in the registry"
+    )
+    assert raised.value.hint == "push that blob again, or remove that layer from the .sig tag"
+    assert registry.tag(SIG_REF) == before
+
+
 # -- another writer between any two steps ----------------------------------------------------
 
 
@@ -652,6 +707,24 @@ def test_the_journal_gives_back_what_was_appended_in_order() -> None:
     journal.append(items[0])  # appends go on after a read
     assert [item for batch in journal.batches(10) for item in batch] == [*items, items[0]]
     journal.close()
+    journal.close()
+
+
+def test_a_journal_whose_records_fill_the_last_batch_gives_no_empty_batch() -> None:
+    journal = WriteJournal()
+    items = [
+        Written(SIG_REF, DIGEST, IDENTITY, signature(OURS, timestamp=n), f"line {n}", "d", n)
+        for n in range(4)
+    ]
+    for item in items[:2]:
+        journal.append(item)
+    assert [[item.line for item in batch] for batch in journal.batches(2)] == [["line 0", "line 1"]]
+    for item in items[2:]:  # appends still go on at the end after a read that ended full
+        journal.append(item)
+    assert [[item.line for item in batch] for batch in journal.batches(2)] == [
+        ["line 0", "line 1"],
+        ["line 2", "line 3"],
+    ]
     journal.close()
 
 

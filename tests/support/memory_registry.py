@@ -2,8 +2,8 @@
 protocol's unit tests only (end-to-end tests use the real docker-registry).
 
 Tests script its misbehaviour: hooks run another writer before or after any request, a PUT can
-be dropped (answered, not applied), delayed or failed, a blob race answered, and a 404 can come
-in any dialect or be false.
+be dropped (answered, not applied), delayed or failed, a blob race answered, a DELETE failed or
+refused, and a 404 can come in any dialect or be false.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class Faults:
     expired_heads: int = 0  # HEAD answered 401 (a bearer token expired before its use)
     unreadable_blobs: set[str] = field(default_factory=set)  # GET blob answers 404
     refuse_deletes: bool = False  # manifest DELETE answered 405 UNSUPPORTED
+    fail_deletes: int = 0  # manifest DELETE answered 503 (after every retry)
 
 
 class MemoryRegistry:
@@ -198,6 +199,9 @@ class MemoryRegistry:
                 raise DeletesRefusedError(
                     "deletes refused", registry=ref.registry, status=405, code="UNSUPPORTED"
                 )
+            if self.faults.fail_deletes > 0:
+                self.faults.fail_deletes -= 1
+                raise ServerError("DELETE failed with HTTP 503", registry=ref.registry, status=503)
             named = [
                 key
                 for key, data in self.manifests.items()
