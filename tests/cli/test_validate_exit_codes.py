@@ -5,13 +5,17 @@ tell "these images are bad" from "try again / fix the access"."""
 from __future__ import annotations
 
 import socket
+import uuid
 from pathlib import Path
 
-from tests.cli.test_validate import repo_name, validate_args, write_list
-from tests.cli.test_validate_policy import attachments_on, write_policy
-from tests.support.cli import failed_lines, run_hangar
+from tests.support.cli import failed_lines, run_hangar, validate_args, write_list
 from tests.support.images import push_image
+from tests.support.policy_files import attachments_on, write_policy
 from tests.support.registry import RegistryServer
+
+
+def repo_name(prefix: str) -> str:
+    return f"exit-{prefix}/app-{uuid.uuid4().hex[:8]}"
 
 
 def _unreachable_ref() -> str:

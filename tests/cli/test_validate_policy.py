@@ -26,6 +26,7 @@ from tests.support.attachments import (
 from tests.support.cli import KEY1_PUB, KEY2_PUB, failed_lines, run_hangar, sign_args
 from tests.support.errors_doc import documented
 from tests.support.images import IN_TOTO, PushedImage, push_image
+from tests.support.policy_files import attachments_on, registries_d, sigstore, write_policy
 from tests.support.registry import RegistryServer
 
 NO_SIGNATURE = "A signature was required, but no signature exists"
@@ -55,29 +56,6 @@ def push_and_sign(
     signed = run_hangar(sign_args(write_list(work / "to-sign", ref), server, *flags), home)
     assert signed.returncode == 0, signed.stderr
     return Signed(server, image, ref)
-
-
-def write_policy(path: Path, scopes: dict, default: list | None = None) -> Path:
-    document = {
-        "default": default or [{"type": "reject"}],
-        "transports": {"docker": scopes},
-    }
-    path.write_text(json.dumps(document, indent=2))
-    return path
-
-
-def sigstore(key: Path = KEY1_PUB, **fields) -> dict:
-    return {"type": "sigstoreSigned", "keyPath": str(key), **fields}
-
-
-def registries_d(directory: Path, text: str) -> Path:
-    directory.mkdir(exist_ok=True)
-    (directory / "hangar.yaml").write_text(text)
-    return directory
-
-
-def attachments_on(directory: Path, host: str) -> Path:
-    return registries_d(directory, f"docker:\n  {host}:\n    use-sigstore-attachments: true\n")
 
 
 def validate(
