@@ -12,7 +12,7 @@ import click
 import pytest
 
 from hangar.cli._args import normalize_argv, parse_duration, split_list
-from hangar.progress import Summary
+from hangar.runner.progress import Summary
 from tests.support.cli import HANGAR
 
 

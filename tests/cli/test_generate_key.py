@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hangar.errors import KeyFileError
-from hangar.keyfiles import load_public_key, read_signing_key
+from hangar.keys.files import load_public_key, read_signing_key
 from tests.support.keys import check_generated_pair
 from tests.support.terminal import clean_env, run_in_pty, strip_ansi
 

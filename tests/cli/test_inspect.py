@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hangar.inspection import host_platform
+from hangar.operations.inspection import host_platform
 from hangar.sigstore.attachment import signature_tag
 from tests.support import http as reg
 from tests.support.images import OCI_MANIFEST, push_image, push_raw_manifest

@@ -586,7 +586,7 @@ def test_crlf_passphrase_file_both_ways(
     passphrase ends in CR): hangar signs with it from the same file. A key hangar makes from
     such a file uses the trimmed passphrase, and hangar warns that skopeo reads another one."""
     from hangar.errors import KeyFileError
-    from hangar.keyfiles import load_private_key
+    from hangar.keys.files import load_private_key
 
     cimage_keys = KEY2.parent
     repo = repo_name("crlf")

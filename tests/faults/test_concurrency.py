@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from hangar import attachment_merge
+from hangar.attachments import merge as attachment_merge
 from tests.faults import layer_keys, sign_targets
 from tests.support.cli import (
     HANGAR,

@@ -38,7 +38,7 @@ def fingerprint(public_key: Path) -> str:
 
 @functools.cache
 def _private_key(path: Path, passphrase_file: Path):
-    from hangar.keyfiles import load_private_key
+    from hangar.keys.files import load_private_key
 
     return load_private_key(path, passphrase_file.read_text().splitlines()[0].encode())
 

@@ -86,7 +86,7 @@ def write_file(tmp_path: Path, name: str, data: bytes, mode: int = 0o600) -> Pat
 
 
 def read_private(path: Path, passphrase: bytes) -> PrivateKey:
-    """A private key file through the pure loader, named by its path as hangar.keyfiles does."""
+    """A private key file through the pure loader, named by its path as hangar.keys.files does."""
     return load_private_key_bytes(path.read_bytes(), passphrase, source=str(path))
 
 

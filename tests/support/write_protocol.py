@@ -1,5 +1,5 @@
-"""What the write protocol's unit tests share (tests/test_attachment_writer.py and
-tests/test_attachment_removal.py): one `.sig` tag on the in-memory registry, two signers, a
+"""What the write protocol's unit tests share (tests/attachments/test_writer.py and
+tests/attachments/test_removal.py): one `.sig` tag on the in-memory registry, two signers, a
 rival writer, and short windows. A test module uses the windows by importing `short_windows`
 (an autouse fixture)."""
 
@@ -10,8 +10,10 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from hangar import attachment_confirm, attachment_merge, output
-from hangar.attachment_writer import AttachmentWriter
+from hangar import output
+from hangar.attachments import confirm as attachment_confirm
+from hangar.attachments import merge as attachment_merge
+from hangar.attachments.writer import AttachmentWriter
 from hangar.reference import Reference
 from hangar.registry.retry import RetryPolicy
 from hangar.sigstore.attachment import (

@@ -19,7 +19,7 @@ from pathlib import Path
 from hangar import output
 from hangar.errors import UsageProblem
 from hangar.imagelist import ListSource
-from hangar.outfiles import (
+from hangar.runner.outfiles import (
     Destination,
     OutputFile,
     header_command,

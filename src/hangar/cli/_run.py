@@ -19,10 +19,10 @@ from hangar.cli._args import split_list
 from hangar.cli._config import DEFAULT_ARCH, DEFAULT_OS, RunConfig
 from hangar.cli._outputs import open_outputs
 from hangar.imagelist import ListEntry, ListSource, iter_image_list, open_image_list
-from hangar.interrupts import SIGNAL_EXIT_CODES, Interrupts
-from hangar.jobs import Finalizer, Runner, RunOptions, Worker
-from hangar.progress import Summary
-from hangar.run_files import FailedList, Report
+from hangar.runner.files import FailedList, Report
+from hangar.runner.interrupts import SIGNAL_EXIT_CODES, Interrupts
+from hangar.runner.jobs import Finalizer, Runner, RunOptions, Worker
+from hangar.runner.progress import Summary
 
 if TYPE_CHECKING:
     from hangar.registry.client import RegistryClient
@@ -163,7 +163,7 @@ async def run_list(
     )
     total = prepared.total
     if config.all_tags and client is not None:
-        from hangar.alltags import expand_all_tags
+        from hangar.operations.alltags import expand_all_tags
 
         listed = list(entries)
         expanded = await expand_all_tags(listed, client)

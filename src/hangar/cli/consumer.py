@@ -38,7 +38,7 @@ def policy(pubkey: str, registry: str, signed_identity: str) -> None:
     Check the result on the real images with
     `hangar sign validate --policy FILE --registries-d DIR -f LIST`.
     """
-    from hangar.keyfiles import load_public_key
+    from hangar.keys.files import load_public_key
     from hangar.policy.consumer import checked_scope, consumer_config, render
 
     scope = checked_scope(registry)

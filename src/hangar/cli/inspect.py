@@ -19,7 +19,7 @@ from hangar.cli._help import GoCommand
 from hangar.errors import UsageProblem
 
 if TYPE_CHECKING:
-    from hangar.inspection import ImageSummary, PlatformRow, Signatures
+    from hangar.operations.inspection import ImageSummary, PlatformRow, Signatures
     from hangar.reference import Reference
     from hangar.sigstore.keys import PublicKey
 
@@ -62,7 +62,7 @@ def inspect(
       hangar inspect --raw docker://registry.example.com/ns/app:v1 | jq
       hangar inspect --config registry.example.com/ns/app@sha256:...
     """
-    from hangar.keyfiles import load_public_key
+    from hangar.keys.files import load_public_key
     from hangar.reference import parse_reference
 
     _refuse_other_transports(image)
@@ -108,7 +108,7 @@ async def _inspect(
     tls_verify: bool,
     keys: list[tuple[str, PublicKey]],
 ) -> None:
-    from hangar.inspection import config_blob, summarize
+    from hangar.operations.inspection import config_blob, summarize
     from hangar.registry.client import RegistryClient
 
     async with RegistryClient(tls_verify=tls_verify, authfile=authfile, retries=3) as client:

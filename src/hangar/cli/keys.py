@@ -63,7 +63,7 @@ def generate_sigstore_key(prefix: str, passphrase_file: str | None, auto_yes: bo
     it (ENCRYPTED COSIGN PRIVATE KEY, scrypt + NaCl secretbox); cosign, skopeo, podman and
     hangar sign all read it. PREFIX.key gets mode 0600, PREFIX.pub 0644.
     """
-    from hangar.passphrase import read_new_passphrase
+    from hangar.keys.passphrase import read_new_passphrase
     from hangar.sigstore.encrypted_key import generate_key_pair
 
     key_path, pub_path = _target_paths(prefix)
@@ -89,7 +89,7 @@ def _target_paths(prefix: str) -> tuple[str, str]:
 
 def _confirm_overwrite(paths: list[str], auto_yes: bool) -> None:
     """Ask before replacing a key pair: losing a private key loses every signature's key."""
-    from hangar.passphrase import stdin_is_terminal
+    from hangar.keys.passphrase import stdin_is_terminal
 
     existing = [path for path in paths if os.path.lexists(path)]
     for path in existing:

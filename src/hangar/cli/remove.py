@@ -23,8 +23,8 @@ from hangar.cli._run import (
 )
 
 if TYPE_CHECKING:
-    from hangar.progress import Summary
-    from hangar.removal import RemoveOptions
+    from hangar.operations.removal import RemoveOptions
+    from hangar.runner.progress import Summary
 
 EXAMPLES = """\
 # Remove the signatures made with an old key, after signing again with the new one.
@@ -88,8 +88,8 @@ def remove(**flags: Any) -> None:
 
 
 def _remove(config: RemoveConfig) -> int:
-    from hangar.keyfiles import load_public_key
-    from hangar.removal import RemovalRule, RemoveOptions
+    from hangar.keys.files import load_public_key
+    from hangar.operations.removal import RemovalRule, RemoveOptions
 
     output.set_quiet(config.quiet)
     rule = RemovalRule(
@@ -109,8 +109,8 @@ def _remove(config: RemoveConfig) -> int:
 
 
 async def _remove_run(options: RemoveOptions, prepared: ListRun, config: RemoveConfig) -> Summary:
-    from hangar.interrupts import Interrupts
-    from hangar.removal import Remover
+    from hangar.operations.removal import Remover
+    from hangar.runner.interrupts import Interrupts
 
     jobs = config.jobs
     async with Interrupts() as interrupts, registry_client(config) as client:

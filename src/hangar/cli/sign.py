@@ -25,8 +25,8 @@ from hangar.cli._run import (
 
 if TYPE_CHECKING:
     from hangar.imagelist import ListEntry
-    from hangar.progress import Summary
-    from hangar.signing import SignOptions
+    from hangar.operations.signing import SignOptions
+    from hangar.runner.progress import Summary
     from hangar.sigstore.keys import PrivateKey
 
 EXAMPLES = """\
@@ -101,8 +101,8 @@ def sign(ctx: click.Context, **flags: Any) -> None:
 
 
 def _sign(config: SignConfig) -> int:
-    from hangar.keyfiles import read_signing_key
-    from hangar.signing import SignOptions
+    from hangar.keys.files import read_signing_key
+    from hangar.operations.signing import SignOptions
 
     output.set_quiet(config.quiet)
     if config.dry_run:
@@ -129,8 +129,8 @@ def _sign(config: SignConfig) -> int:
 async def _sign_run(
     key: PrivateKey, options: SignOptions, prepared: ListRun, config: SignConfig
 ) -> Summary:
-    from hangar.interrupts import Interrupts
-    from hangar.signing import Signer
+    from hangar.operations.signing import Signer
+    from hangar.runner.interrupts import Interrupts
 
     jobs = config.jobs
     async with Interrupts() as interrupts, registry_client(config) as client:
@@ -177,7 +177,7 @@ def _dry_run(config: SignConfig) -> int:
 
 
 async def _expand(entries: list[ListEntry], config: SignConfig) -> list[ListEntry]:
-    from hangar.alltags import expand_all_tags
+    from hangar.operations.alltags import expand_all_tags
 
     async with registry_client(config, 1) as client:
         return await expand_all_tags(entries, client)

@@ -24,14 +24,14 @@ from hangar.cli._run import (
     run_list,
 )
 from hangar.imagelist import ListEntry
-from hangar.jobs import Worker
-from hangar.progress import Summary
 from hangar.results import ImageResult
+from hangar.runner.jobs import Worker
+from hangar.runner.progress import Summary
 
 if TYPE_CHECKING:
+    from hangar.operations.validation import ValidateOptions
     from hangar.policy.context import PolicyContext
     from hangar.sigstore.keys import PublicKey
-    from hangar.validation import ValidateOptions
 
 EXAMPLES = """\
 # Validate the signed images with sigstore public key file.
@@ -118,8 +118,8 @@ def validate(**flags: Any) -> None:
 
 
 def _validate(config: ValidateConfig) -> int:
-    from hangar.keyfiles import load_public_key
-    from hangar.validation import ValidateOptions
+    from hangar.keys.files import load_public_key
+    from hangar.operations.validation import ValidateOptions
 
     output.set_quiet(config.quiet)
     context = _policy_context(config)
@@ -155,9 +155,9 @@ async def _validate_run(
     config: ValidateConfig,
     unchecked: Unchecked,
 ) -> Summary:
-    from hangar.interrupts import Interrupts
-    from hangar.policy_validation import PolicyValidator
-    from hangar.validation import Validator
+    from hangar.operations.policy_validation import PolicyValidator
+    from hangar.operations.validation import Validator
+    from hangar.runner.interrupts import Interrupts
 
     async with Interrupts() as interrupts, registry_client(config) as client:
         validator: Validator
@@ -221,8 +221,8 @@ def _could_not_check(exc: BaseException) -> bool:
 
 def _has_verdict(details: Sequence[Mapping[str, object]]) -> bool:
     """A failing digest or pull that was judged (and not just NOT CHECKED by --policy)."""
+    from hangar.operations.policy_validation import LABELS
     from hangar.policy.evaluation import UNCHECKED
-    from hangar.policy_validation import LABELS
 
     failing = [record for record in details if not record.get("passed")]
     not_checked = LABELS[UNCHECKED]

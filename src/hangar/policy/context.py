@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hangar.keyfiles import load_public_key
+from hangar.keys.files import load_public_key
 from hangar.policy.config import Policy
 from hangar.policy.registries import RegistriesConfig
 from hangar.policy.requirements import Requirement, SigstoreSigned

@@ -4,7 +4,7 @@ A PEM block (`ENCRYPTED SIGSTORE PRIVATE KEY` as cosign writes, or `ENCRYPTED CO
 KEY` as c/image, skopeo and hangar write) whose body is a JSON envelope: scrypt derives a
 32-byte key from the passphrase, NaCl secretbox (XSalsa20-Poly1305) holds a PKCS#8 DER private
 key. docs/formats.md shows the envelope. Pure: bytes and passphrases in, keys out; where the
-bytes and the passphrase come from is hangar.keyfiles' and hangar.passphrase's job.
+bytes and the passphrase come from is hangar.keys.files' and hangar.keys.passphrase's job.
 
 Every failure a user can cause is a KeyFileError naming the key and what to do. No message
 ever contains a passphrase or key material.

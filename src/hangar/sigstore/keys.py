@@ -3,7 +3,7 @@
 Public key: PEM `PUBLIC KEY` (PKIX) or `RSA PUBLIC KEY` (PKCS#1). Signatures are what the Go
 verifiers check: ECDSA with SHA-256 (DER) on every curve, RSA PKCS#1 v1.5 with SHA-256, pure
 Ed25519. The encrypted private key file is read and written by hangar.sigstore.encrypted_key;
-reading key files from disk is hangar.keyfiles' job.
+reading key files from disk is hangar.keys.files' job.
 
 Every failure a user can cause is a KeyFileError naming the key and what to do. No message
 ever contains key material.

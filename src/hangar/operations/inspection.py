@@ -11,7 +11,7 @@ import platform
 from dataclasses import dataclass
 
 from hangar import output
-from hangar.attachment_blobs import fetch_layer_blobs
+from hangar.attachments.blobs import fetch_layer_blobs
 from hangar.errors import HangarError
 from hangar.manifest import (
     INDEX_TYPES,
@@ -21,13 +21,13 @@ from hangar.manifest import (
     index_entries,
     load_json,
 )
+from hangar.operations.targets import read_config
 from hangar.reference import Reference
 from hangar.registry.client import Manifest, RegistryClient
 from hangar.registry.errors import NotFoundError
 from hangar.sigstore.attachment import SIMPLESIGNING_MEDIA_TYPE, parse_attachment, signature_tag
 from hangar.sigstore.keys import PublicKey
 from hangar.sigstore.verify import verify_layer
-from hangar.targets import read_config
 
 # Python's platform.machine() -> (OCI architecture, variant)
 _MACHINE_ARCH = {

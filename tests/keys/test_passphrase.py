@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hangar.errors import KeyFileError
-from hangar.keyfiles import load_public_key, read_signing_key
-from hangar.passphrase import (
+from hangar.keys.files import load_public_key, read_signing_key
+from hangar.keys.passphrase import (
     Passphrase,
     file_candidates,
     read_new_passphrase,
@@ -31,7 +31,7 @@ CIMAGE_KEYS = paths.VECTORS / "cimage-keys"
 READ_KEY_SCRIPT = """
 import sys
 from hangar.errors import HangarError
-from hangar.keyfiles import read_signing_key
+from hangar.keys.files import read_signing_key
 try:
     key = read_signing_key(sys.argv[1], None)
 except HangarError as exc:
@@ -43,7 +43,7 @@ print("loaded", key.key_type)
 NEW_PASSPHRASE_SCRIPT = """
 import sys
 from hangar.errors import HangarError
-from hangar.passphrase import read_new_passphrase
+from hangar.keys.passphrase import read_new_passphrase
 try:
     secret = read_new_passphrase(None)
 except HangarError as exc:

@@ -1,5 +1,5 @@
 """Where the passphrase of a sigstore private key comes from (files, the environment, the
-terminal); hangar.keyfiles uses it to open the signing key, `generate-sigstore-key` to make one.
+terminal); hangar.keys.files uses it to open the signing key, `generate-sigstore-key` to make one.
 
 Reading a key (sign): the passphrase file if one is given, else `$COSIGN_PASSWORD` when it is
 set (even empty, as cosign does), else a prompt without echo when stdin is a terminal, else a

@@ -1,7 +1,7 @@
 """The merge loop of one `.sig` tag: read it, let a Change judge and edit what was read,
 check that the tag still holds that, write; and the freshness bound no write may pass.
 
-Why each step is there is told in hangar.attachment_writer, the protocol as a whole.
+Why each step is there is told in hangar.attachments.writer, the protocol as a whole.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The `.sig` write protocol (hangar.attachment_writer) against an in-memory registry that can
+"""The `.sig` write protocol (hangar.attachments.writer) against an in-memory registry that can
 put another writer between any two steps, drop, delay or fail a PUT, and answer 404s in any
 dialect or falsely. End-to-end behaviour on the real registry is in tests/faults/."""
 
@@ -11,8 +11,11 @@ import time
 
 import pytest
 
-from hangar import attachment_confirm, attachment_merge, attachment_writer
-from hangar.attachment_signature import already_signed
+from hangar.attachments import confirm as attachment_confirm
+from hangar.attachments import merge as attachment_merge
+from hangar.attachments import writer as attachment_writer
+from hangar.attachments.journal import WriteJournal, Written
+from hangar.attachments.signature import already_signed
 from hangar.errors import HangarError
 from hangar.reference import Reference
 from hangar.registry.errors import RegistryError, ServerError
@@ -21,7 +24,6 @@ from hangar.sigstore.attachment import (
     parse_attachment,
     signature_tag,
 )
-from hangar.write_journal import WriteJournal, Written
 from tests.support.memory_registry import MemoryRegistry, digest_of
 from tests.support.write_protocol import (  # noqa: F401 - short_windows: autouse
     DIGEST,

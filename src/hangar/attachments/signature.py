@@ -1,4 +1,4 @@
-"""The signature side of the `.sig` write protocol (see hangar.attachment_writer): whether a
+"""The signature side of the `.sig` write protocol (see hangar.attachments.writer): whether a
 tag holds this key's signature already, and AddSignature, the Change that `sign` makes."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import base64
 from collections.abc import Awaitable, Callable
 
 from hangar import output
-from hangar.attachment_merge import Edit, SignatureStore, TagRead
+from hangar.attachments.journal import Written
+from hangar.attachments.merge import Edit, SignatureStore, TagRead
 from hangar.errors import HangarError
 from hangar.reference import Reference
 from hangar.registry.errors import DigestMismatchError, NotFoundError, TooLargeError
@@ -22,7 +23,6 @@ from hangar.sigstore.attachment import (
 )
 from hangar.sigstore.keys import Verifier
 from hangar.sigstore.verify import has_signature
-from hangar.write_journal import Written
 
 # Payload blobs of existing layers fetched at once when looking for this key's signature.
 PAYLOAD_FETCHES = 8

@@ -1,4 +1,4 @@
-"""hangar.keyfiles: key files on disk (missing, directory, unreadable, huge, world-readable),
+"""hangar.keys.files: key files on disk (missing, directory, unreadable, huge, world-readable),
 and the signing key opened with the passphrase files containers/image's tests ship."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hangar import keyfiles
 from hangar.errors import KeyFileError
-from hangar.keyfiles import load_private_key, load_public_key, read_signing_key
+from hangar.keys import files as keyfiles
+from hangar.keys.files import load_private_key, load_public_key, read_signing_key
 from hangar.sigstore.keys import PrivateKey
 from tests.support import paths
 from tests.support.keys import PASS, assert_key_error, crypto_key, make_envelope, pkcs8

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hangar.outfiles import OutputFile, failed_header, resolve_destination
-from hangar.progress import Summary
+from hangar.runner.outfiles import OutputFile, failed_header, resolve_destination
+from hangar.runner.progress import Summary
 
 
 class FailedList:

@@ -14,12 +14,12 @@ import pytest
 from hangar import output
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
-from hangar.interrupts import Interrupts
-from hangar.jobs import Runner, RunOptions
-from hangar.progress import Summary
 from hangar.reference import parse_reference
 from hangar.results import ImageResult, Status
-from hangar.run_files import FailedList, Report
+from hangar.runner.files import FailedList, Report
+from hangar.runner.interrupts import Interrupts
+from hangar.runner.jobs import Runner, RunOptions
+from hangar.runner.progress import Summary
 
 HEADER = "# failed lines of hangar sign; retry them with: hangar sign -f {} ..."
 

@@ -11,9 +11,16 @@ import asyncio
 from dataclasses import dataclass
 
 from hangar import output
-from hangar.attachment_blobs import LayerBlob, fetch_layer_blobs, unreadable_reason
+from hangar.attachments.blobs import LayerBlob, fetch_layer_blobs, unreadable_reason
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
+from hangar.operations.targets import (
+    Selection,
+    Target,
+    all_instances,
+    select_targets,
+    skipped_for_platform,
+)
 from hangar.reference import Reference
 from hangar.registry.client import Manifest, RegistryClient
 from hangar.registry.errors import NotFoundError
@@ -28,7 +35,6 @@ from hangar.sigstore.identity import (
 )
 from hangar.sigstore.keys import PublicKey
 from hangar.sigstore.verify import LayerVerdict, verify_layers
-from hangar.targets import Selection, Target, all_instances, select_targets, skipped_for_platform
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,10 @@ import asyncio
 from dataclasses import dataclass
 
 from hangar import output
-from hangar.attachment_blobs import unreadable_reason
+from hangar.attachments.blobs import unreadable_reason
 from hangar.imagelist import ListEntry
+from hangar.operations.targets import Target, select_targets, skipped_for_platform
+from hangar.operations.validation import AttachmentUnreadable, ValidateOptions, Validator
 from hangar.policy.context import PolicyContext
 from hangar.policy.evaluation import (
     ACCEPTED,
@@ -29,8 +31,6 @@ from hangar.policy.evaluation import (
 from hangar.reference import Reference
 from hangar.registry.client import RegistryClient
 from hangar.results import DigestRecord, ImageResult, PolicyRecord, Status
-from hangar.targets import Target, select_targets, skipped_for_platform
-from hangar.validation import AttachmentUnreadable, ValidateOptions, Validator
 
 LABELS = {ACCEPTED: "ACCEPTED", REJECTED: "REJECTED", UNCHECKED: "NOT CHECKED"}
 

@@ -1,6 +1,6 @@
 """Sigstore key files on disk: read them with errors that name the file, warn when a private
 key is readable by every user, and open the signing key with the passphrase policy of
-hangar.passphrase. The formats themselves are hangar.sigstore's (pure, over bytes).
+hangar.keys.passphrase. The formats themselves are hangar.sigstore's (pure, over bytes).
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hangar import passphrase as passphrase_policy
 from hangar.errors import KeyFileError
+from hangar.keys import passphrase as passphrase_policy
 from hangar.sigstore.encrypted_key import load_private_key_bytes, open_envelope, parse_envelope
 from hangar.sigstore.keys import PrivateKey, PublicKey, load_public_key_bytes
 from hangar.sigstore.pem import looks_public
@@ -25,7 +25,7 @@ def load_private_key(path: str | os.PathLike[str], passphrase: bytes) -> Private
 
 
 def read_signing_key(path: str | os.PathLike[str], passphrase_file: str | None) -> PrivateKey:
-    """The signing key with the whole passphrase policy (see hangar.passphrase): the file is
+    """The signing key with the whole passphrase policy (see hangar.keys.passphrase): the file is
     checked first, then the passphrase is read, then the key is decrypted."""
     source = str(path)
     envelope = parse_envelope(read_key_file(path, "private key"), source)

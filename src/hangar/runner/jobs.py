@@ -28,10 +28,10 @@ from typing import Any
 from hangar import output
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
-from hangar.interrupts import Interrupts
-from hangar.progress import Progress, Summary
 from hangar.results import FAILED_STATUSES, WRITTEN_STATUSES, ImageResult, Status
-from hangar.run_files import FailedList, Report
+from hangar.runner.files import FailedList, Report
+from hangar.runner.interrupts import Interrupts
+from hangar.runner.progress import Progress, Summary
 
 Worker = Callable[[ListEntry, int], Awaitable[ImageResult]]
 Finalizer = Callable[[], Awaitable[list[str]]]

@@ -14,10 +14,11 @@ import contextvars
 from dataclasses import dataclass, field
 
 from hangar import output
-from hangar.attachment_merge import Edit, SignatureStore, TagRead
-from hangar.attachment_writer import AttachmentWriter
+from hangar.attachments.merge import Edit, SignatureStore, TagRead
+from hangar.attachments.writer import AttachmentWriter
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
+from hangar.operations.targets import Target, select_targets, skipped_for_platform
 from hangar.reference import Reference
 from hangar.registry.client import RegistryClient
 from hangar.registry.errors import DigestMismatchError, NotFoundError, TooLargeError
@@ -32,7 +33,6 @@ from hangar.sigstore.attachment import (
     signature_tag,
 )
 from hangar.sigstore.keys import PublicKey
-from hangar.targets import Target, select_targets, skipped_for_platform
 
 # Payload blobs fetched at once when judging the layers of one tag.
 PAYLOAD_FETCHES = 8

@@ -25,7 +25,7 @@ read, two blob uploads (POST + PUT each), the PUT and the final HEAD, plus the 4
 new tag and the existing config (and payloads, to see whether this key signed already) for an
 existing one.
 
-The parts: hangar.attachment_merge (the read-check-write loop, freshness), attachment_signature
+The parts: hangar.attachments.merge (the read-check-write loop, freshness), attachment_signature
 (AddSignature, the Change `sign` makes), attachment_confirm (the end-of-run check); this module
 is the writer that `sign` and `sign remove` use.
 """
@@ -39,16 +39,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hangar import output
-from hangar.attachment_blobs import fetch_layer_blobs, missing_layers_error, unreadable_warning
-from hangar.attachment_confirm import FinalCheck
-from hangar.attachment_merge import (
+from hangar.attachments.blobs import fetch_layer_blobs, missing_layers_error, unreadable_warning
+from hangar.attachments.confirm import FinalCheck
+from hangar.attachments.journal import WriteJournal, Written
+from hangar.attachments.merge import (
     BLOB_RACE_CODES,
     Change,
     SignatureStore,
     TagMerger,
     TagRead,
 )
-from hangar.attachment_signature import AddSignature, already_signed, may_be_signature
+from hangar.attachments.signature import AddSignature, already_signed, may_be_signature
 from hangar.errors import HangarError
 from hangar.reference import Reference
 from hangar.registry.errors import RegistryError
@@ -61,7 +62,6 @@ from hangar.sigstore.attachment import (
 )
 from hangar.sigstore.keys import Verifier
 from hangar.sigstore.verify import has_signature
-from hangar.write_journal import WriteJournal, Written
 
 Outcome = Literal["signed", "already-signed"]
 # Records read back from the journal at a time by `confirm` (memory stays flat).
@@ -233,7 +233,7 @@ class AttachmentWriter(TagMerger):
     # -- the end-of-run check ----------------------------------------------------------------
 
     async def confirm(self, concurrency: int = 8) -> list[str]:
-        """Check every tag written in this run once more (hangar.attachment_confirm): the
+        """Check every tag written in this run once more (hangar.attachments.confirm): the
         list lines whose signature (or other change) could not be confirmed."""
         return await FinalCheck(self, concurrency).run(self._written_changes())
 

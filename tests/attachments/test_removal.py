@@ -1,5 +1,6 @@
-"""Removal (hangar.removal.DropLayers) through the `.sig` write protocol, against the in-memory
-registry that puts another writer between any two steps. End to end: tests/cli/test_remove.py.
+"""Removal (hangar.operations.removal.DropLayers) through the `.sig` write protocol, against
+the in-memory registry that puts another writer between any two steps. End to end:
+tests/cli/test_remove.py.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ import json
 
 import pytest
 
-from hangar import attachment_confirm, attachment_merge
-from hangar.attachment_writer import AttachmentWriter
+from hangar.attachments import confirm as attachment_confirm
+from hangar.attachments import merge as attachment_merge
+from hangar.attachments.writer import AttachmentWriter
 from hangar.errors import HangarError
+from hangar.operations.removal import DropLayers, RemovalRule
 from hangar.reference import Reference
 from hangar.registry.errors import ServerError
-from hangar.removal import DropLayers, RemovalRule
 from hangar.sigstore.attachment import parse_attachment
 from tests.support.memory_registry import MemoryRegistry
 from tests.support.write_protocol import (  # noqa: F401 - short_windows: autouse here too

@@ -1,7 +1,7 @@
 """Sign one image line: resolve its manifest, pick the digests to sign, write attachments.
 
 The `.sig` write protocol itself (merging with other writers, the end-of-run check) is
-hangar.attachment_writer; this module decides what to sign and reports per line.
+hangar.attachments.writer; this module decides what to sign and reports per line.
 """
 
 from __future__ import annotations
@@ -12,16 +12,21 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from hangar import __version__, output
-from hangar.attachment_writer import AttachmentWriter, Outcome
+from hangar.attachments.writer import AttachmentWriter, Outcome
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
+from hangar.operations.targets import (
+    Target,
+    select_targets,
+    skipped_for_platform,
+    with_attestations,
+)
 from hangar.reference import Reference
 from hangar.registry.client import RegistryClient
 from hangar.results import ImageResult, SignRecord, Status
 from hangar.sigstore.attachment import NewSignature, signature_tag
 from hangar.sigstore.keys import PrivateKey
 from hangar.sigstore.payload import build_payload
-from hangar.targets import Target, select_targets, skipped_for_platform, with_attestations
 
 IdentityMode = Literal["tag", "digest", "repository"]
 CREATOR = f"hangar {__version__}"

@@ -1,4 +1,4 @@
-"""The end-of-run check of the `.sig` write protocol (see hangar.attachment_writer): once no
+"""The end-of-run check of the `.sig` write protocol (see hangar.attachments.writer): once no
 other writer's PUT based on an older check can still land, every tag this run changed is
 checked (one HEAD), our change merged back where it went missing, and those rewrites checked
 the same way. A change that cannot be confirmed fails its line.
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Literal
 
 from hangar import output
-from hangar.attachment_merge import Change, TagMerger
+from hangar.attachments.merge import Change, TagMerger
 from hangar.errors import HangarError
 from hangar.registry.errors import (
     AuthenticationError,

@@ -1,0 +1,2 @@
+"""Key handling outside the pure formats of hangar.sigstore: key files on disk and the
+passphrase policy."""
