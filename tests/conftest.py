@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.hsm import SoftHsm, session_token
 from tests.support.registry import RegistryServer, start_registry
 
 
@@ -78,6 +79,28 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     return home
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
+    """A SoftHSM2 of this test session (its own SOFTHSM2_CONF and token directory) with the
+    token `hangar` holding pkcs11-tool's P-256 key `tool-p256`; removed at the end."""
+    hsm = SoftHsm.create(tmp_path_factory.mktemp("softhsm"))
+    try:
+        session_token(hsm)
+        yield hsm
+    finally:
+        hsm.remove()
+
+
+@pytest.fixture
+def fresh_softhsm(tmp_path: Path) -> Iterator[SoftHsm]:
+    """A SoftHSM2 of this test alone, for tests that delete, lock or fill its tokens."""
+    hsm = SoftHsm.create(tmp_path / "softhsm")
+    try:
+        yield hsm
+    finally:
+        hsm.remove()
 
 
 # Fixtures that start (or share) a real docker-registry: a test using one, directly or through

@@ -19,6 +19,7 @@ from hangar.cli._args import split_list
 from hangar.cli._config import DEFAULT_ARCH, DEFAULT_OS, RunConfig
 from hangar.cli._outputs import open_outputs
 from hangar.imagelist import ListEntry, ListSource, iter_image_list, open_image_list
+from hangar.keys.uri import redact_arguments
 from hangar.runner.files import FailedList, Report
 from hangar.runner.interrupts import SIGNAL_EXIT_CODES, Interrupts
 from hangar.runner.jobs import Finalizer, Runner, RunOptions, Worker
@@ -74,9 +75,10 @@ def prepare_run(config: RunConfig) -> Iterator[ListRun]:
         inputs=[Path(path) for path in config.inputs()],
     )
     failed, report = FailedList(failed_out, command), Report(report_out)
-    # No secret is ever a flag of sign or validate (passphrases come from files), so the
-    # arguments can be recorded as given.
-    report.describe(command=command, arguments=sys.argv[1:], imageList=config.file)
+    # Passphrases come from files; a PKCS#11 URI's pin-value is recorded as ***.
+    report.describe(
+        command=command, arguments=redact_arguments(sys.argv[1:]), imageList=config.file
+    )
     try:
         total, registries = _scan_list(source, config.registry, config.project)
         actual = failed_out.destination.given  # -o, or the file beside it (see _outputs)

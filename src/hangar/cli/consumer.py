@@ -16,7 +16,7 @@ import click
     "pubkey",
     metavar="FILE",
     required=True,
-    help="the sigstore public key of the signing key pair",
+    help="the sigstore public key of the signing key pair (a file or pkcs11: URI)",
 )
 @click.option(
     "--registry",
@@ -38,9 +38,9 @@ def policy(pubkey: str, registry: str, signed_identity: str) -> None:
     Check the result on the real images with
     `hangar sign validate --policy FILE --registries-d DIR -f LIST`.
     """
-    from hangar.keys.files import load_public_key
+    from hangar.keys.backends import describe, open_public_key
     from hangar.policy.consumer import checked_scope, consumer_config, render
 
     scope = checked_scope(registry)
-    key = load_public_key(pubkey)
-    click.echo(render(consumer_config(scope, key, pubkey, signed_identity)), nl=False)
+    key = open_public_key(pubkey)
+    click.echo(render(consumer_config(scope, key, describe(pubkey), signed_identity)), nl=False)

@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     "pubkeys",
     multiple=True,
     metavar="FILE",
-    help="also say how many signatures of each digest verify with this public key (repeatable)",
+    help="also say how many signatures of each digest verify with this public key (a file or "
+    "pkcs11: URI; repeatable)",
 )
 @tls_verify_option
 def inspect(
@@ -62,12 +63,12 @@ def inspect(
       hangar inspect --raw docker://registry.example.com/ns/app:v1 | jq
       hangar inspect --config registry.example.com/ns/app@sha256:...
     """
-    from hangar.keys.files import load_public_key
+    from hangar.keys.backends import describe, open_public_key
     from hangar.reference import parse_reference
 
     _refuse_other_transports(image)
     ref = parse_reference(image)
-    keys = [(path, load_public_key(path)) for path in pubkeys]
+    keys = [(describe(spec), open_public_key(spec)) for spec in pubkeys]
     asyncio.run(
         _inspect(ref, raw=raw, config=config, authfile=authfile, tls_verify=tls_verify, keys=keys)
     )

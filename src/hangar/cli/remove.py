@@ -49,7 +49,8 @@ hangar sign remove -f IMAGE_LIST.txt -p OLD.pub
     "pubkeys",
     multiple=True,
     metavar="FILE",
-    help="remove the signatures that verify with this public key; repeatable",
+    help="remove the signatures that verify with this public key (a file or pkcs11: URI); "
+    "repeatable",
 )
 @click.option(
     "--unverified",
@@ -88,13 +89,13 @@ def remove(**flags: Any) -> None:
 
 
 def _remove(config: RemoveConfig) -> int:
-    from hangar.keys.files import load_public_key
+    from hangar.keys.backends import open_public_key
     from hangar.operations.removal import RemovalRule, RemoveOptions
 
     output.set_quiet(config.quiet)
     rule = RemovalRule(
-        remove_keys=tuple(load_public_key(path) for path in config.pubkeys),
-        keep_keys=tuple(load_public_key(path) for path in config.keep_pubkeys),
+        remove_keys=tuple(open_public_key(spec) for spec in config.pubkeys),
+        keep_keys=tuple(open_public_key(spec) for spec in config.keep_pubkeys),
         unverified=config.unverified,
         everything=config.everything,
     )

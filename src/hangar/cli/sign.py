@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from hangar.imagelist import ListEntry
     from hangar.operations.signing import SignOptions
     from hangar.runner.progress import Summary
-    from hangar.sigstore.keys import PrivateKey
+    from hangar.sigstore.keys import SigningKey
 
 EXAMPLES = """\
 # Sign the images with sigstore private key file.
@@ -37,6 +37,11 @@ hangar sign \\
         --sigstore-passphrase-file "/path/to/passphrase/file" \\
         --arch amd64,arm64 \\
         --os linux
+
+# Sign with a key in an HSM: a PKCS#11 URI, the PIN read from a file.
+COSIGN_PKCS11_MODULE_PATH=/usr/lib/softhsm/libsofthsm2.so hangar sign \\
+        --file IMAGE_LIST.txt \\
+        --sigstore-key "pkcs11:token=signing;object=release?pin-source=file:/path/to/pin"
 """
 
 
@@ -50,7 +55,12 @@ hangar sign \\
 )
 @list_options(verb="sign")
 @click.option(
-    "-k", "--sigstore-key", "--key", "key", metavar="FILE", help="sigstore private key file"
+    "-k",
+    "--sigstore-key",
+    "--key",
+    "key",
+    metavar="FILE",
+    help="sigstore private key file",
 )
 @click.option(
     "--sigstore-passphrase-file",
@@ -101,7 +111,7 @@ def sign(ctx: click.Context, **flags: Any) -> None:
 
 
 def _sign(config: SignConfig) -> int:
-    from hangar.keys.files import read_signing_key
+    from hangar.keys import backends
     from hangar.operations.signing import SignOptions
 
     output.set_quiet(config.quiet)
@@ -110,9 +120,11 @@ def _sign(config: SignConfig) -> int:
     assert config.key is not None  # required without --dry-run (SignConfig)
     config.announce()
     with prepare_run(config) as prepared:
-        # Decrypt the key once, before any network traffic.
-        key = read_signing_key(config.key, config.passphrase_file)
-        prepared.report.describe(keys=[key_record(config.key, key.public_key().fingerprint)])
+        # Open the key once (decrypt the file, or log in to the token), before any network
+        # traffic; the report names a URI without its PIN.
+        key = backends.open_signing_key(config.key, config.passphrase_file)
+        fingerprint = key.public_key().fingerprint
+        prepared.report.describe(keys=[key_record(backends.describe(config.key), fingerprint)])
         options = SignOptions(
             oses=config.oses,
             arches=config.arches,
@@ -121,13 +133,16 @@ def _sign(config: SignConfig) -> int:
             force=config.force,
             sign_attestations=config.sign_attestations,
         )
-        summary = asyncio.run(_sign_run(key, options, prepared, config))
+        try:
+            summary = asyncio.run(_sign_run(key, options, prepared, config))
+        finally:
+            backends.close(key)
     print_summary(summary, "sign", "signatures", prepared.failed_path)
     return exit_code(summary)
 
 
 async def _sign_run(
-    key: PrivateKey, options: SignOptions, prepared: ListRun, config: SignConfig
+    key: SigningKey, options: SignOptions, prepared: ListRun, config: SignConfig
 ) -> Summary:
     from hangar.operations.signing import Signer
     from hangar.runner.interrupts import Interrupts

@@ -59,7 +59,7 @@ hangar sign validate \\
     "pubkeys",
     multiple=True,
     metavar="FILE",
-    help="sigstore public key file; repeat for key rotation (any one key is enough)",
+    help="sigstore public key file or pkcs11: URI; repeat for key rotation (any one key is enough)",
 )
 @click.option(
     "--exact-repository",
@@ -118,17 +118,17 @@ def validate(**flags: Any) -> None:
 
 
 def _validate(config: ValidateConfig) -> int:
-    from hangar.keys.files import load_public_key
+    from hangar.keys.backends import describe, open_public_key
     from hangar.operations.validation import ValidateOptions
 
     output.set_quiet(config.quiet)
     context = _policy_context(config)
     config.announce()
     with prepare_run(config) as prepared:
-        keys = [load_public_key(path) for path in config.pubkeys] if context is None else []
+        keys = [open_public_key(spec) for spec in config.pubkeys] if context is None else []
         records = [
-            key_record(path, key.fingerprint)
-            for path, key in zip(config.pubkeys, keys, strict=True)
+            key_record(describe(spec), key.fingerprint)
+            for spec, key in zip(config.pubkeys, keys, strict=True)
         ]
         prepared.report.describe(keys=records)
         options = ValidateOptions(

@@ -6,6 +6,7 @@ hangar.attachments.writer; this module decides what to sign and reports per line
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from hangar.reference import Reference
 from hangar.registry.client import RegistryClient
 from hangar.results import ImageResult, SignRecord, Status
 from hangar.sigstore.attachment import NewSignature, signature_tag
-from hangar.sigstore.keys import PrivateKey
+from hangar.sigstore.keys import SigningKey
 from hangar.sigstore.payload import build_payload
 
 IdentityMode = Literal["tag", "digest", "repository"]
@@ -62,7 +63,7 @@ def identity_for(ref: Reference, digest: str, mode: IdentityMode) -> str:
 @dataclass
 class Signer:
     client: RegistryClient
-    key: PrivateKey
+    key: SigningKey  # a key file's PrivateKey or a token's key: this module needs no more
     options: SignOptions
     writer: AttachmentWriter = field(init=False)
 
@@ -126,12 +127,14 @@ class Signer:
     async def _sign_target(self, ref: Reference, target: Target, line: str) -> Outcome:
         identity = identity_for(ref, target.digest, self.options.identity_mode)
         sig_ref = ref.with_tag(signature_tag(target.digest))
-        new = self._new_signature(identity, target.digest)
+        new = await self._new_signature(identity, target.digest)
         return await self.writer.write(sig_ref, target.digest, identity, new, line)
 
-    def _new_signature(self, identity: str, digest: str) -> NewSignature:
+    async def _new_signature(self, identity: str, digest: str) -> NewSignature:
         payload = build_payload(identity, digest, creator=CREATOR, timestamp=int(time.time()))
-        return NewSignature(payload=payload, signature=self.key.sign(payload))
+        # In a worker thread: a token call (or an RSA-4096 key) must not stall the other jobs.
+        signature = await asyncio.to_thread(self.key.sign, payload)
+        return NewSignature(payload=payload, signature=signature)
 
     async def confirm(self, concurrency: int = 8) -> list[str]:
         """The end-of-run check (AttachmentWriter.confirm): lines whose signature was lost.

@@ -48,6 +48,16 @@ class Verifier(Protocol):
     def verify(self, signature: bytes, data: bytes) -> bool: ...
 
 
+class SigningKey(Protocol):
+    """A private key as signing needs it, whatever holds it: PrivateKey (a key file), or a key
+    in a token (hangar.keys.hsm). `sign` returns what the verifiers check (ECDSA as ASN.1
+    DER); it may block (a token call), so callers on an event loop run it in a thread."""
+
+    def sign(self, data: bytes) -> bytes: ...
+
+    def public_key(self) -> PublicKey: ...
+
+
 class UnsupportedKeyError(ValueError):
     """A key type, curve or size that cosign and containers/image do not verify."""
 
