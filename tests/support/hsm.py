@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -51,6 +52,10 @@ class SoftHsm:
         )
         env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
         return cls(root, conf, tokens, env)
+
+    def env_for_hangar(self) -> dict[str, str]:
+        """What a hangar subprocess needs to see this SoftHSM (for run_hangar's **env)."""
+        return {"SOFTHSM2_CONF": str(self.conf)}
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -120,12 +125,26 @@ class SoftHsm:
             *usage,
         )
 
+    def keygen_without_sign(self, token: str, label: str, key_id: str) -> None:
+        """A P-256 pair whose private key may not sign (CKA_SIGN false), which pkcs11-tool
+        cannot make (it only ever sets usage flags true): python-pkcs11 in a child process."""
+        script = (
+            "import sys, pkcs11\n"
+            "from pkcs11 import Attribute, KeyType\n"
+            "from pkcs11.util.ec import encode_named_curve_parameters\n"
+            f"token = pkcs11.lib({MODULE!r}).get_token(token_label=sys.argv[1])\n"
+            "with token.open(rw=True, user_pin=sys.argv[2]) as session:\n"
+            "    params = session.create_domain_parameters(KeyType.EC, {Attribute.EC_PARAMS:"
+            " encode_named_curve_parameters('1.2.840.10045.3.1.7')}, local=True)\n"
+            "    params.generate_keypair(store=True, label=sys.argv[3], id=bytes.fromhex("
+            "sys.argv[4]), private_template={Attribute.SIGN: False, Attribute.DERIVE: True})\n"
+        )
+        _run([sys.executable, "-c", script, token, PIN, label, key_id], self.env)
+
     def public_key_pem(self, token: str, label: str, out: Path) -> Path:
         """The public key read out of the token by pkcs11-tool, written as a PEM .pub."""
         der_file = out.with_suffix(".der")
-        self.tool(
-            token, "--read-object", "--type", "pubkey", "--label", label, "-o", str(der_file)
-        )
+        self.tool(token, "--read-object", "--type", "pubkey", "--label", label, "-o", str(der_file))
         key = serialization.load_der_public_key(der_file.read_bytes())
         out.write_bytes(
             key.public_bytes(
