@@ -34,6 +34,7 @@ from tests.support.cli import (
 )
 from tests.support.errors_doc import documented, log_line
 from tests.support.faultproxy import FaultProxy, Rule
+from tests.support.hsm import MODULE, PIN, SESSION_TOKEN, TOOL_KEY, SoftHsm
 from tests.support.images import push_image
 from tests.support.paths import VECTORS
 from tests.support.registry import RegistryServer, write_auth_json
@@ -290,3 +291,64 @@ def test_world_readable_private_key_and_passphrase_file_warn(home: Path, tmp_pat
     tight = run_hangar(args, home, cwd=tmp_path)
     assert tight.returncode == 1
     assert "readable by every user" not in tight.stderr
+
+
+# --- PKCS#11 PINs ------------------------------------------------------------------------------
+
+
+def test_a_pin_reaches_no_log_error_report_or_failed_file(
+    registry_http: RegistryServer, softhsm: SoftHsm, home: Path, tmp_path: Path
+) -> None:
+    """A PIN given as pin-value (the worst place) is in no line of --debug output, no error,
+    not in the report (its arguments and key show pin-value=***) nor the failed file; one
+    warning points to pin-source=file:."""
+    repository = f"secret/hsm-{uuid.uuid4().hex[:8]}"
+    push_image(registry_http, repository, "v1", kind="oci-manifest")
+    name = f"{registry_http.host}/{repository}"
+    list_file = write_list(tmp_path / "list", f"{name}:v1", f"{name}:missing")
+    uri = softhsm.uri(SESSION_TOKEN, TOOL_KEY, pin=PIN)
+    report, failed = tmp_path / "report.json", tmp_path / "failed.txt"
+    args = ["--debug", "sign", "-f", str(list_file), "-k", uri, "--tls-verify=false"]
+    result = run_hangar(
+        [*args, "--report", str(report), "-o", str(failed)], home, **softhsm.env_for_hangar()
+    )
+    assert result.returncode == 1, result.stderr  # :missing fails; v1 is signed
+    assert f"Signed [{name}@" in result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "pin-value" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("[WARN]"), result.stderr
+    assert "pin-source=file:" in warnings[0]
+    document = json.loads(report.read_text())
+    redacted = uri.replace(f"pin-value={PIN}", "pin-value=***")
+    assert redacted in document["arguments"]
+    assert document["keys"][0]["file"] == redacted
+    for where, text in {
+        "stderr": result.stderr,
+        "stdout": result.stdout,
+        "report": report.read_text(),
+        "failed file": failed.read_text(),
+    }.items():
+        assert PIN not in text, f"the PIN is in the {where}"
+    assert failed.read_text().splitlines()[0].startswith("# failed lines of hangar sign")
+
+
+def test_a_pin_in_a_refused_uri_or_from_the_environment_stays_hidden(
+    softhsm: SoftHsm, home: Path, tmp_path: Path
+) -> None:
+    list_file = write_list(tmp_path / "list", "127.0.0.1:1/never/contacted:v1")
+    typo = f"pkcs11:token={SESSION_TOKEN};objcet={TOOL_KEY}?module-path={MODULE}&pin-value={PIN}"
+    wrong_key = softhsm.uri(SESSION_TOKEN, "absent")
+    cases = (
+        (typo, {}, "pin-value=***"),
+        (wrong_key, {"COSIGN_PKCS11_PIN": PIN}, "no private key matches object=absent"),
+    )
+    for uri, env, needle in cases:
+        result = run_hangar(
+            ["--debug", "sign", "-f", str(list_file), "-k", uri, "--tls-verify=false"],
+            home,
+            **softhsm.env_for_hangar(),
+            **env,
+        )
+        assert result.returncode == 1
+        assert PIN not in result.stderr + result.stdout, result.stderr
+        assert "Traceback" not in result.stderr
+        assert needle in result.stderr

@@ -110,7 +110,7 @@ class Pkcs11Uri:
     def selects_key(self) -> str:
         """How this URI names its key, for messages: `object=k1;id=%4a`, or `any key`."""
         parts = [
-            f"{name}={encode_value(self.path[name])}"
+            f"{name}={encode_value(self.path[name], name)}"
             for name in ("object", "id")
             if name in self.path
         ]
@@ -118,7 +118,7 @@ class Pkcs11Uri:
 
     def __str__(self) -> str:
         """The URI in canonical form, its PIN (if any) shown as ***."""
-        path = ";".join(f"{name}={encode_value(value)}" for name, value in self.path.items())
+        path = ";".join(f"{name}={encode_value(value, name)}" for name, value in self.path.items())
         query = "&".join(
             f"{name}={REDACTED if name == 'pin-value' else encode_value(value)}"
             for name, value in self.query.items()
@@ -129,8 +129,11 @@ class Pkcs11Uri:
         return f"Pkcs11Uri({self})"
 
 
-def encode_value(value: bytes) -> str:
-    """A value as RFC 7512 writes it: printable characters as they are, others %XX."""
+def encode_value(value: bytes, name: str = "") -> str:
+    """A value as RFC 7512 writes it: printable characters as they are, others %XX; an id is
+    all %XX, as pkcs11-tool and p11tool print it."""
+    if name == "id":
+        return "".join(f"%{byte:02x}" for byte in value)
     return quote(value, safe="-._~:/@!$'()*+,=")
 
 
