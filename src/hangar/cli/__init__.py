@@ -27,6 +27,21 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "generate_sigstore_key",
         "Generate a sigstore key pair (PREFIX.key, PREFIX.pub)",
     ),
+    "public-key": (
+        "hangar.cli.public_key",
+        "public_key",
+        "Print the public key of a key file or PKCS#11 URI",
+    ),
+    "import-key-pair": (
+        "hangar.cli.import_key",
+        "import_key_pair",
+        "Import a PEM private key as a sigstore key pair (PREFIX.key, PREFIX.pub)",
+    ),
+    "pkcs11": (
+        "hangar.cli.pkcs11",
+        "pkcs11",
+        "List PKCS#11 tokens and keys (HSMs, smart cards, SoftHSM2)",
+    ),
     "completion": (
         "hangar.cli.completion",
         "completion",

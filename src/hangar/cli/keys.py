@@ -56,26 +56,54 @@ hangar generate-sigstore-key --prefix release --passphrase-file ./passphrase.txt
     default=False,
     help="overwrite existing PREFIX.key / PREFIX.pub without asking",
 )
-def generate_sigstore_key(prefix: str, passphrase_file: str | None, auto_yes: bool) -> None:
+@click.option(
+    "--pkcs11",
+    "pkcs11_uri",
+    metavar="URI",
+    help="make the key pair inside this PKCS#11 token (pkcs11:token=T;object=LABEL?...): the "
+    "private key never leaves it; only PREFIX.pub is written",
+)
+def generate_sigstore_key(
+    prefix: str, passphrase_file: str | None, auto_yes: bool, pkcs11_uri: str | None
+) -> None:
     """Generate a sigstore key pair (PREFIX.key, PREFIX.pub).
 
     The private key is ECDSA P-256, encrypted with the passphrase as cosign and skopeo write
     it (ENCRYPTED COSIGN PRIVATE KEY, scrypt + NaCl secretbox); cosign, skopeo, podman and
     hangar sign all read it. PREFIX.key gets mode 0600, PREFIX.pub 0644.
+
+    With --pkcs11, the P-256 pair is made in the token (sensitive, never extractable) and only
+    PREFIX.pub is written; sign with the URI it prints.
     """
+    if pkcs11_uri is not None:
+        _generate_in_token(pkcs11_uri, prefix, passphrase_file, auto_yes)
+        return
     from hangar.keys.passphrase import read_new_passphrase
     from hangar.sigstore.encrypted_key import generate_key_pair
 
-    key_path, pub_path = _target_paths(prefix)
-    _confirm_overwrite([key_path, pub_path], auto_yes)
+    key_path, pub_path = target_paths(prefix)
+    confirm_overwrite([key_path, pub_path], auto_yes)
     secret = read_new_passphrase(passphrase_file)
     private_pem, public_pem = generate_key_pair(secret)
-    _write_files([(key_path, private_pem, PRIVATE_MODE), (pub_path, public_pem, PUBLIC_MODE)])
+    write_files([(key_path, private_pem, PRIVATE_MODE), (pub_path, public_pem, PUBLIC_MODE)])
     output.info(f"Private key written to {key_path}")
     output.info(f"Public key written to {pub_path}")
 
 
-def _target_paths(prefix: str) -> tuple[str, str]:
+def _generate_in_token(uri: str, prefix: str, passphrase_file: str | None, auto_yes: bool) -> None:
+    from hangar.keys.hsm.admin import generate_key_pair
+
+    if passphrase_file is not None:
+        raise click.UsageError("--passphrase-file is for key files: a token key has a PIN")
+    _, pub_path = target_paths(prefix)
+    confirm_overwrite([pub_path], auto_yes)
+    public, key_uri = generate_key_pair(uri)
+    write_files([(pub_path, public.pem(), PUBLIC_MODE)])
+    output.info(f"Key pair made in the token; sign with -k {key_uri!r} (add the PIN source)")
+    output.info(f"Public key written to {pub_path}")
+
+
+def target_paths(prefix: str) -> tuple[str, str]:
     if not prefix or not os.path.basename(prefix):
         raise click.UsageError(f'invalid --prefix "{prefix}": it must end in a file name')
     directory = os.path.dirname(prefix) or "."
@@ -87,7 +115,7 @@ def _target_paths(prefix: str) -> tuple[str, str]:
     return f"{prefix}.key", f"{prefix}.pub"
 
 
-def _confirm_overwrite(paths: list[str], auto_yes: bool) -> None:
+def confirm_overwrite(paths: list[str], auto_yes: bool) -> None:
     """Ask before replacing a key pair: losing a private key loses every signature's key."""
     from hangar.keys.passphrase import stdin_is_terminal
 
@@ -110,7 +138,7 @@ def _confirm_overwrite(paths: list[str], auto_yes: bool) -> None:
         )
 
 
-def _write_files(files: list[tuple[str, bytes, int]]) -> None:
+def write_files(files: list[tuple[str, bytes, int]]) -> None:
     """Stage every file completely (fsynced) before renaming any, so that a crash leaves
     either the old files or whole new ones, never half a key."""
     staged: list[tuple[str, str]] = []

@@ -15,6 +15,7 @@ from hangar.errors import KeyFileError
 from hangar.keys import files
 from hangar.keys.uri import redact
 from hangar.sigstore.keys import PublicKey, SigningKey
+from hangar.sigstore.pem import looks_public
 
 # scheme prefix -> module with open_signing_key(text) / open_public_key(text)
 BACKENDS = {"pkcs11:": "hangar.keys.hsm.signer"}
@@ -82,6 +83,17 @@ def open_public_key(spec: str) -> PublicKey:
         return files.load_public_key(_file_path(spec))
     public: PublicKey = importlib.import_module(module).open_public_key(spec)
     return public
+
+
+def public_key_of(spec: str, passphrase_file: str | None) -> PublicKey:
+    """`hangar public-key -k`: the public key of a private key file (opened with its
+    passphrase), of a .pub file, or of a key in a token."""
+    if _backend(spec) is not None:
+        return open_public_key(spec)
+    path = _file_path(spec)
+    if looks_public(files.read_key_file(path, "public key")):
+        return files.load_public_key(path)
+    return files.read_signing_key(path, passphrase_file).public_key()
 
 
 def close(key: SigningKey) -> None:

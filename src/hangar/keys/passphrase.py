@@ -60,9 +60,9 @@ def warn_if_world_readable(target: int | str | os.PathLike[str], what: str) -> N
         )
 
 
-def read_passphrase_file(path: str, *, flag: str) -> bytes:
-    """The raw bytes of a passphrase file; KeyFileError naming the file and the flag."""
-    where = f"passphrase file {path}"
+def read_passphrase_file(path: str, *, flag: str, what: str = "passphrase file") -> bytes:
+    """The raw bytes of a passphrase (or PIN) file; KeyFileError naming the file and the flag."""
+    where = f"{what} {path}"
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_FILE_SIZE + 1)
@@ -78,7 +78,7 @@ def read_passphrase_file(path: str, *, flag: str) -> bytes:
         ) from None
     if len(data) > MAX_FILE_SIZE:
         raise KeyFileError(
-            f"{where}: larger than {MAX_FILE_SIZE} bytes, not a passphrase",
+            f"{where}: larger than {MAX_FILE_SIZE} bytes, not a {what.split()[0]}",
             hint=f"check {flag}",
         )
     return data
@@ -141,6 +141,20 @@ def read_passphrase(
     raise KeyFileError(
         f"no passphrase for private key {key_path}: stdin is not a terminal, so hangar cannot ask",
         hint=f"use {flag} FILE or set {ENV_VAR}",
+    )
+
+
+def read_key_passphrase(passphrase_file: str | None, *, key_path: str, flag: str) -> bytes:
+    """The passphrase of a key being imported (not a sigstore key, so not $COSIGN_PASSWORD,
+    which is the new key's): the file, trimmed, else asked on the terminal."""
+    if passphrase_file is not None:
+        return read_passphrase_file(passphrase_file, flag=flag).strip()
+    if stdin_is_terminal():
+        return _prompt(f"Enter passphrase for {key_path}: ", key_path)
+    raise KeyFileError(
+        f"no passphrase for the encrypted key {key_path}: stdin is not a terminal, so hangar "
+        "cannot ask",
+        hint=f"use {flag} FILE",
     )
 
 

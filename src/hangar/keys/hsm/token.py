@@ -157,7 +157,7 @@ def _pin_from_source(source: str) -> str:
             f"pin-source={source}: hangar reads a PIN from a file only",
             hint="use pin-source=file:PATH",
         )
-    data = read_passphrase_file(path, flag="pin-source")
+    data = read_passphrase_file(path, flag="pin-source", what="PIN file")
     return data.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "surrogateescape")
 
 
