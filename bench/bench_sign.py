@@ -12,6 +12,12 @@ from process start to the first request, the requests hangar sent per signature 
 its client, per kind), `hangar sign validate` on hangar's images (digests verified per
 second) and peak memory (VmHWM). `--memory` signs N single-manifest images at -j 8 and prints
 hangar's peak memory.
+
+`--hsm` adds, per latency, `hangar sign` with a P-256 key in a SoftHSM2 token (a pkcs11: URI)
+against `hangar sign` with a key file, at --hsm-jobs, alternating on fresh images in the same
+run and on the same registry:
+
+    .venv/bin/python bench/bench_sign.py --images 200 --jobs 8 --latency-ms 0,20 --hsm
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from hangar.manifest import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, sha256_digest  # noqa: E402
 from hangar.reference import parse_reference  # noqa: E402
 from hangar.registry.client import RegistryClient  # noqa: E402
+from tests.support.hsm import SoftHsm  # noqa: E402
 from tests.support.registry import RegistryServer, start_registry  # noqa: E402
 
 PLATFORMS = (("linux", "amd64"), ("linux", "arm64"))
@@ -191,17 +198,26 @@ class Bed:
     public: Path
     passphrase: Path
 
-    def hangar_sign(self, host: str, names: list[str], jobs: int, label: str) -> Run:
+    def hangar_sign(
+        self,
+        host: str,
+        names: list[str],
+        jobs: int,
+        label: str,
+        key_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Run:
+        """`hangar sign` with the bed's key file, or with `key_args` (a token's URI) instead."""
         list_file = self._list(host, names, label)
         counts_file = self.work / f"counts-{label}.json"
+        key = key_args or ["-k", str(self.key), "--sigstore-passphrase-file", str(self.passphrase)]
         run = timed(
             [
-                HANGAR, "sign", "-f", str(list_file), "-k", str(self.key),
-                "--sigstore-passphrase-file", str(self.passphrase), "--tls-verify=false",
+                HANGAR, "sign", "-f", str(list_file), *key, "--tls-verify=false",
                 "--skip-login", "-j", str(jobs), "-o", str(self.work / f"failed-{label}.txt"),
             ],
             self.work / f"sign-{label}.log",
-            {"HANGAR_REQUEST_COUNTS": str(counts_file)},
+            {"HANGAR_REQUEST_COUNTS": str(counts_file), **(env or {})},
         )  # fmt: skip
         report = json.loads(counts_file.read_text()) if counts_file.exists() else {}
         run.counts = Counter(report.get("counts", {}))
@@ -332,6 +348,59 @@ def compare(bed: Bed, host: str, latency: float, jobs: int, images: int, rounds:
     )
 
 
+@dataclass
+class TokenKey:
+    hsm: SoftHsm
+    uri: str
+
+
+def make_token_key(work: Path) -> TokenKey:
+    """A SoftHSM2 of the bench's own with a P-256 key made by pkcs11-tool."""
+    hsm = SoftHsm.create(work / "softhsm")
+    hsm.init_token("bench")
+    hsm.keygen("bench", "bench-key", "01")
+    return TokenKey(hsm, hsm.uri("bench", "bench-key", pin_file=hsm.pin_file()))
+
+
+HSM_TABLE_HEADER = (
+    "\n| latency | -j | key file sig/s | SoftHSM2 token sig/s | token/file |\n|---|---|---|---|---|"
+)
+
+
+def compare_hsm(
+    bed: Bed, token: TokenKey, host: str, latency: float, jobs: int, images: int, rounds: int
+) -> str:
+    """hangar with a key file and hangar with the token's key, alternating on fresh images."""
+    file_runs: list[Run] = []
+    token_runs: list[Run] = []
+    registry = bed.server.host
+    for number in range(rounds):
+        label = f"hsm-l{latency:g}-j{jobs}-r{number}"
+        for who in ["file", "token"] if number % 2 == 0 else ["token", "file"]:
+            names = asyncio.run(push_images(registry, f"{who}{label}", images))
+            if who == "file":
+                file_runs.append(bed.hangar_sign(host, names, jobs, f"file-{label}"))
+                check(file_runs[-1], "hangar sign (key file)")
+            else:
+                token_runs.append(
+                    bed.hangar_sign(
+                        host, names, jobs, f"token-{label}", ["-k", token.uri],
+                        token.hsm.env_for_hangar(),
+                    )
+                )  # fmt: skip
+                check(token_runs[-1], "hangar sign (token)")
+    file_rate, token_rate = _rate(file_runs), _rate(token_runs)
+    print(
+        f"  HSM -j {jobs}: key file {file_rate:.1f}/s, token {token_rate:.1f}/s, "
+        f"ratio {token_rate / file_rate:.2f}",
+        flush=True,
+    )
+    return (
+        f"| {latency:g} ms | {jobs} | {file_rate:.1f} | {token_rate:.1f} | "
+        f"**{token_rate / file_rate:.2f}** |"
+    )
+
+
 def memory(bed: Bed, count: int) -> str:
     registry = bed.server.host
     started = time.monotonic()
@@ -366,21 +435,32 @@ def main() -> None:
     parser.add_argument("--latency-ms", default="0,20", help="comma-separated; 0 = loopback")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each signer per cell")
     parser.add_argument("--memory", default="", help="comma-separated line counts, e.g. 10000")
+    parser.add_argument("--hsm", action="store_true", help="also a SoftHSM2 token vs key file")
+    parser.add_argument("--hsm-jobs", default="8", help="comma-separated -j for --hsm")
+    parser.add_argument("--skip-floor", action="store_true", help="only the --hsm rows")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hangar-bench-") as tmp:
         server = start_registry("http", Path(tmp) / "registry")
+        token: TokenKey | None = None
         try:
             bed = make_bed(Path(tmp), server)
+            if args.hsm:
+                token = make_token_key(Path(tmp))
             print(f"registry {server.host}; cores: {os.cpu_count()}; {args.images} images x "
                   f"{len(PLATFORMS)} platforms + the index per run", flush=True)  # fmt: skip
-            rows = []
+            rows, hsm_rows = [], []
             for latency in [float(v) for v in args.latency_ms.split(",") if args.images]:
                 proxy = LatencyProxy(server.host, latency) if latency else None
                 print(f"latency {latency:g} ms", flush=True)
+                host = proxy.host if proxy else server.host
                 try:
-                    for jobs in [int(v) for v in args.jobs.split(",")]:
-                        host = proxy.host if proxy else server.host
+                    for jobs in [int(v) for v in args.jobs.split(",")] * (not args.skip_floor):
                         rows.append(compare(bed, host, latency, jobs, args.images, args.rounds))
+                    for jobs in [int(v) for v in args.hsm_jobs.split(",")] * bool(token):
+                        assert token is not None
+                        hsm_rows.append(
+                            compare_hsm(bed, token, host, latency, jobs, args.images, args.rounds)
+                        )
                 finally:
                     if proxy:
                         proxy.stop()
@@ -388,12 +468,17 @@ def main() -> None:
                 print(TABLE_HEADER)
                 print("|---|---|---|---|---|---|---|---|---|")
                 print("\n".join(rows))
+            if hsm_rows:
+                print(HSM_TABLE_HEADER)
+                print("\n".join(hsm_rows))
             memory_rows = [memory(bed, int(n)) for n in args.memory.split(",") if n]
             if memory_rows:
                 print("\n| lines | signatures | time | peak RSS |\n|---|---|---|---|")
                 print("\n".join(memory_rows))
         finally:
             server.stop()
+            if token is not None:
+                token.hsm.remove()
 
 
 if __name__ == "__main__":
