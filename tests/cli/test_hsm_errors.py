@@ -255,3 +255,14 @@ def test_the_token_gone_mid_run_fails_those_images_into_the_failed_file(
     assert PIN not in stderr and "Traceback" not in stderr
     line = _stable_token(errors[0], hsm, tmp_path)
     documented("pkcs11-token-gone-mid-run", 1, line, {proxy.host: "HOST", repo: "REPO"})
+
+
+def test_the_pin_file_is_an_input_no_output_may_overwrite(
+    softhsm: SoftHsm, home: Path, tmp_path: Path
+) -> None:
+    pin = softhsm.pin_file()
+    uri = softhsm.uri(SESSION_TOKEN, TOOL_KEY, pin_file=pin)
+    result = sign_with(uri, home, tmp_path, softhsm, "-o", str(pin))
+    assert result.returncode == 2, result.stderr
+    assert f"-o {pin} is the same file as {pin}, which this command reads" in result.stderr
+    assert pin.read_text() == PIN + "\n"

@@ -17,6 +17,7 @@ import click
 
 from hangar import output
 from hangar.cli._args import split_list
+from hangar.keys.backends import input_files
 from hangar.manifest import normalize_arch, normalize_os
 
 MAX_JOBS = 20
@@ -153,7 +154,8 @@ class SignConfig(RunConfig):
         )
 
     def inputs(self) -> list[str]:
-        return [path for path in (self.key, self.passphrase_file) if path] + super().inputs()
+        key = input_files(self.key) if self.key else []  # a URI: its pin-source file
+        return [*key, *([self.passphrase_file] if self.passphrase_file else []), *super().inputs()]
 
 
 # Flags that approximate a policy; with --policy the policy itself says all of it.
@@ -215,7 +217,8 @@ class ValidateConfig(RunConfig):
     def inputs(self) -> list[str]:
         # --system-policy's file is not named: it is read from where podman reads it.
         policy = [self.policy] if self.policy else []
-        return [*self.pubkeys, *super().inputs(), *policy]
+        keys = [path for spec in self.pubkeys for path in input_files(spec)]
+        return [*keys, *super().inputs(), *policy]
 
 
 @dataclass(frozen=True)

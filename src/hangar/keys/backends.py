@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import importlib
 import re
+from urllib.parse import unquote
 
 from hangar.errors import KeyFileError
 from hangar.keys import files
-from hangar.keys.uri import redact
+from hangar.keys.uri import parse, redact
 from hangar.sigstore.keys import PublicKey, SigningKey
 from hangar.sigstore.pem import looks_public
 
@@ -83,6 +84,18 @@ def open_public_key(spec: str) -> PublicKey:
         return files.load_public_key(_file_path(spec))
     public: PublicKey = importlib.import_module(module).open_public_key(spec)
     return public
+
+
+def input_files(spec: str) -> list[str]:
+    """The files a key spec makes hangar read (the key file; a URI's pin-source file), which
+    no output (-o, --report) may overwrite."""
+    if not is_uri(spec):
+        return [_file_path(spec)]
+    if spec.lower().startswith("pkcs11:"):
+        source = parse(spec).pin_source or ""
+        if source.startswith("file:"):
+            return [unquote(source.removeprefix("file://").removeprefix("file:"))]
+    return []
 
 
 def public_key_of(spec: str, passphrase_file: str | None) -> PublicKey:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pkcs11
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import Attribute, KeyType, Mechanism
 from pkcs11 import exceptions as p11
 
 from hangar.errors import KeyFileError
@@ -144,33 +144,34 @@ def open_public_key(text: str) -> PublicKey:
     warn_pin_value(uri)
     lib = load_module(module_path(uri))
     info, token = find_token(lib, uri)
-    given = uri.pin_value is not None or uri.pin_source is not None
-    public = _read_public_key(lib, token, info, uri, read_pin(uri, info) if given else None)
-    if public is None and not given:
-        public = _read_public_key(lib, token, info, uri, read_pin(uri, info))
-    if public is None:
-        session = open_session(lib, token, info, read_pin(uri, info))
-        try:
-            with module_lock(lib.so):
-                objects.find_private_key(session, uri, info)  # raises: names the keys present
-        finally:
-            with module_lock(lib.so):
-                session.close()
-        raise AssertionError("find_private_key found a key without a public key")
+    public = None
+    if uri.pin_value is None and uri.pin_source is None:
+        public = _read_public_key(lib, token, info, uri, None, must_find=False)
+    if public is None:  # not visible without logging in: log in (the PIN as for signing)
+        public = _read_public_key(lib, token, info, uri, read_pin(uri, info), must_find=True)
+    assert public is not None  # must_find raises instead
     return public
 
 
 def _read_public_key(
-    lib: Module, token: pkcs11.Token, info: TokenInfo, uri: Pkcs11Uri, pin: str | None
+    lib: Module,
+    token: pkcs11.Token,
+    info: TokenInfo,
+    uri: Pkcs11Uri,
+    pin: str | None,
+    *,
+    must_find: bool,
 ) -> PublicKey | None:
+    """The public key object the URI names, else the public half of the private key it names;
+    None when neither is visible and `must_find` is false, else KeyFileError naming the keys
+    present."""
     session = open_session(lib, token, info, pin)
     try:
         with module_lock(lib.so):
             found = objects.find_public_key(session, uri, info)
-            if found is None and pin is not None:
-                private = list(session.get_objects(objects.template(uri, ObjectClass.PRIVATE_KEY)))
-                if len(private) == 1:
-                    found = objects.public_key_for_private(session, private[0], info)
+            if found is None and must_find:
+                private = objects.find_private_key(session, uri, info)
+                found = objects.public_key_for_private(session, private, info)
             if found is None:
                 return None
             return objects.rebuild_public_key(found, f"PKCS#11 token {info.describe()}")
