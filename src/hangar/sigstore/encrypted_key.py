@@ -77,12 +77,13 @@ def _private_type_hint(pem_type: str) -> str:
     if pem_type in ("PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY", "OPENSSH PRIVATE KEY"):
         return (
             "this is an unencrypted private key; convert it with "
-            "`cosign import-key-pair --key FILE`, which writes an encrypted sigstore key"
+            "`hangar import-key-pair -k FILE` (or `cosign import-key-pair --key FILE`), which "
+            "writes an encrypted sigstore key"
         )
     if pem_type == "ENCRYPTED PRIVATE KEY":
         return (
-            "this is a PKCS#8-encrypted key, not a sigstore key; decrypt it with "
-            "`openssl pkcs8` and convert it with `cosign import-key-pair --key FILE`"
+            "this is a PKCS#8-encrypted key, not a sigstore key; convert it with "
+            "`hangar import-key-pair -k FILE --key-passphrase-file PASS`"
         )
     if pem_type == "CERTIFICATE":
         return f"this is a certificate, not a private key; {MAKERS}"
