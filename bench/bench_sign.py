@@ -401,6 +401,31 @@ def compare_hsm(
     )
 
 
+def sign_calls(bed: Bed, token: TokenKey, threads: int = 8, calls: int = 4000) -> str:
+    """sign() calls per second of each key in this process, from `threads` threads: what the
+    key itself costs, without the registry (a run signs at most about a hundred a second)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hangar.keys import backends
+
+    os.environ["SOFTHSM2_CONF"] = str(token.hsm.conf)
+    rates = {}
+    for name, spec, passphrase in (
+        ("key file", str(bed.key), str(bed.passphrase)),
+        ("token", token.uri, None),
+    ):
+        key = backends.open_signing_key(spec, passphrase)
+        payload = os.urandom(300)
+        with ThreadPoolExecutor(threads) as pool:
+            started = time.monotonic()
+            list(pool.map(key.sign, [payload] * calls))
+            rates[name] = calls / (time.monotonic() - started)
+        backends.close(key)
+    line = ", ".join(f"{name} {rate:.0f}/s" for name, rate in rates.items())
+    print(f"  sign() calls from {threads} threads, no registry: {line}", flush=True)
+    return line
+
+
 def memory(bed: Bed, count: int) -> str:
     registry = bed.server.host
     started = time.monotonic()
@@ -468,9 +493,12 @@ def main() -> None:
                 print(TABLE_HEADER)
                 print("|---|---|---|---|---|---|---|---|---|")
                 print("\n".join(rows))
+            if token is not None:
+                calls = sign_calls(bed, token)
             if hsm_rows:
                 print(HSM_TABLE_HEADER)
                 print("\n".join(hsm_rows))
+                print(f"\nsign() calls per second, 8 threads, no registry: {calls}")
             memory_rows = [memory(bed, int(n)) for n in args.memory.split(",") if n]
             if memory_rows:
                 print("\n| lines | signatures | time | peak RSS |\n|---|---|---|---|")

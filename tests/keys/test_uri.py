@@ -51,6 +51,7 @@ def test_pin_source_is_read_and_pin_value_never_shown() -> None:
         ("pkcs11:slot-id=zero", "slot-id=zero is not a number"),
         ("pkcs11:type=key", "type=key is not one of"),
         ("pkcs11:token=t?pin-value=1&pin-source=file:/p", "both pin-value and pin-source"),
+        ("pkcs11:slot-description=SoftHSM", "does not choose tokens by slot-description="),
     ],
 )
 def test_a_malformed_uri_is_refused_with_what_to_fix(text: str, needle: str) -> None:

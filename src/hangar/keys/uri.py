@@ -22,15 +22,19 @@ _PATH_ATTRIBUTES = {
     "manufacturer",
     "serial",
     "model",
-    "library-manufacturer",
-    "library-description",
-    "library-version",
     "object",
     "type",
     "id",
+    "slot-id",
+}
+# RFC 7512 attributes hangar does not select by (nor does cosign): refused by name, so that a
+# URI never silently matches more than its writer meant.
+_NOT_MATCHED = {
+    "library-manufacturer",
+    "library-description",
+    "library-version",
     "slot-description",
     "slot-manufacturer",
-    "slot-id",
 }
 _QUERY_ATTRIBUTES = {"pin-source", "pin-value", "module-name", "module-path"}
 _OBJECT_TYPES = {"private", "public", "cert", "secret-key", "data"}
@@ -159,6 +163,12 @@ def _attributes(part: str, separator: str, known: set[str], text: str) -> dict[s
         where = f"PKCS#11 URI {redact(text)}"
         if not equals or not name:
             raise KeyFileError(f'{where}: "{redact(item)}" is not NAME=VALUE', hint=URI_HINT)
+        if name in _NOT_MATCHED:
+            raise KeyFileError(
+                f"{where}: hangar does not choose tokens by {name}=",
+                hint="choose the token with token=, serial= or slot-id= "
+                "(`hangar pkcs11 list-tokens` prints them)",
+            )
         if name not in known:
             other = "query (after ?)" if name in _QUERY_ATTRIBUTES else "path (before ?)"
             if name in _QUERY_ATTRIBUTES | _PATH_ATTRIBUTES:

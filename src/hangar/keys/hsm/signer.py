@@ -127,7 +127,7 @@ def open_signing_key(text: str) -> TokenSigningKey:
                     "or hangar generate-sigstore-key --pkcs11)",
                 )
             if objects.attribute(key, Attribute.KEY_TYPE) not in (KeyType.EC, KeyType.RSA):
-                public = objects.rebuild_public_key(key, what)  # raises: names the type
+                objects.rebuild_public_key(key, what)  # raises, naming the type
             public_obj = objects.public_key_for_private(session, key, info)
             public = objects.rebuild_public_key(public_obj, what)
     except BaseException:
