@@ -266,3 +266,18 @@ def test_the_pin_file_is_an_input_no_output_may_overwrite(
     assert result.returncode == 2, result.stderr
     assert f"-o {pin} is the same file as {pin}, which this command reads" in result.stderr
     assert pin.read_text() == PIN + "\n"
+
+
+def test_a_passphrase_file_with_a_token_key_is_said_to_be_unused(
+    softhsm: SoftHsm, home: Path, tmp_path: Path
+) -> None:
+    passphrase = tmp_path / "passphrase"
+    passphrase.write_text("not used\n")
+    passphrase.chmod(0o600)
+    uri = softhsm.uri(SESSION_TOKEN, TOOL_KEY, pin_file=softhsm.pin_file())
+    result = sign_with(uri, home, tmp_path, softhsm, "--sigstore-passphrase-file", str(passphrase))
+    warning = [line for line in result.stderr.splitlines() if line.startswith("[WARN]")]
+    assert (
+        len(warning) == 1 and f"--sigstore-passphrase-file {passphrase} is not used" in warning[0]
+    )
+    assert "127.0.0.1:1" in result.stderr  # the key opened; the run went on to the registry

@@ -12,6 +12,7 @@ import importlib
 import re
 from urllib.parse import unquote
 
+from hangar import output
 from hangar.errors import KeyFileError
 from hangar.keys import files
 from hangar.keys.uri import parse, redact
@@ -73,6 +74,11 @@ def open_signing_key(spec: str, passphrase_file: str | None) -> SigningKey:
     module = _backend(spec)
     if module is None:
         return files.read_signing_key(_file_path(spec), passphrase_file)
+    if passphrase_file is not None:
+        output.warn(
+            f"--sigstore-passphrase-file {passphrase_file} is not used: the key {describe(spec)} "
+            "is in a token, opened with its PIN (pin-source=file:PATH in the URI)"
+        )
     key: SigningKey = importlib.import_module(module).open_signing_key(spec)
     return key
 
