@@ -20,6 +20,7 @@ from tests.support.cli import (
     validate_args,
     write_list,
 )
+from tests.support.errors_doc import documented, error_lines
 from tests.support.hsm import MODULE, SESSION_TOKEN, TOOL_KEY, TOOL_KEY_ID, SoftHsm
 from tests.support.images import push_image
 from tests.support.registry import RegistryServer
@@ -177,3 +178,72 @@ def test_generate_in_the_token_needs_a_label(
     assert result.returncode == 1
     assert "no object= to name the new key" in result.stderr
     assert not (tmp_path / "k.pub").exists()
+
+
+def test_labels_with_spaces_and_separators_round_trip_through_list_keys(
+    fresh_softhsm: SoftHsm, home: Path, tmp_path: Path
+) -> None:
+    hsm = fresh_softhsm
+    hsm.init_token("Team Token")
+    hsm.keygen("Team Token", "release key;2026?", "a1b2")
+    pin = hsm.pin_file()
+    listed = run_hangar(
+        [
+            "pkcs11",
+            "list-keys",
+            "--module-path",
+            MODULE,
+            "--token",
+            "Team Token",
+            "--pin-source",
+            f"file:{pin}",
+        ],
+        home,
+        **hsm.env_for_hangar(),
+    )
+    assert listed.returncode == 0, listed.stderr
+    (line,) = listed.stdout.splitlines()
+    uri = line.split("\t", 1)[0]
+    assert uri == (
+        f"pkcs11:token=Team%20Token;object=release%20key%3B2026%3F;id=%a1%b2?module-path={MODULE}"
+    )
+    shown = run_hangar(["public-key", "-k", uri], home, **hsm.env_for_hangar())
+    from_tool = hsm.public_key_pem("Team Token", "release key;2026?", tmp_path / "tool.pub")
+    assert shown.returncode == 0 and shown.stdout == from_tool.read_text(), shown.stderr
+
+
+def test_a_private_key_without_its_public_object_is_named_and_refused(
+    fresh_softhsm: SoftHsm, home: Path, tmp_path: Path
+) -> None:
+    hsm = fresh_softhsm
+    hsm.init_token("halves")
+    hsm.keygen("halves", "lonely", "0b")
+    hsm.tool("halves", "--delete-object", "--type", "pubkey", "--label", "lonely")
+    pin = hsm.pin_file()
+    listed = run_hangar(
+        [
+            "pkcs11",
+            "list-keys",
+            "--module-path",
+            MODULE,
+            "--token",
+            "halves",
+            "--pin-source",
+            f"file:{pin}",
+        ],
+        home,
+        **hsm.env_for_hangar(),
+    )
+    assert listed.stdout.rstrip().endswith("# EC, no public key object"), listed.stdout
+    list_file = write_list(tmp_path / "list", "127.0.0.1:1/never/contacted:v1")
+    signed = run_hangar(
+        ["sign", "-f", str(list_file), "-k", hsm.uri("halves", "lonely", pin_file=pin)],
+        home,
+        **hsm.env_for_hangar(),
+    )
+    assert signed.returncode == 1 and "127.0.0.1:1" not in signed.stderr
+    (line,) = error_lines(signed.stderr)
+    assert "key 'lonely' has no public key object beside it" in line
+    serial = line.split("(serial ", 1)[1].split(",", 1)[0]
+    slot = line.split("slot-id ", 1)[1].split(")", 1)[0]
+    documented("pkcs11-no-public-key-object", 1, line, {serial: "SERIAL", slot: "N"})
