@@ -364,3 +364,56 @@ def test_text_is_fit_for_the_failed_file(tmp_path):
     again = entries(failed)
     assert [e.reference for e in again] == [e.reference for e in first]
     assert json.dumps([e.text for e in again])  # plain strings
+
+
+# -- ReadList: the list parsed once for a run -------------------------------------------------
+
+
+def test_read_list_parses_once_counts_and_streams_back(tmp_path: Path) -> None:
+    from hangar.imagelist import ReadList
+
+    path = write(
+        tmp_path,
+        "# images\nreg.io/a/b:1\nreg.io/a/c:2\nbad ref here x y\nother.io/d/e:3\nBAD:\n",
+    )
+    read = ReadList(path)
+    try:
+        path.write_text("reg.io/changed:9\n")  # the run uses what was read, not the file now
+        first, second = list(read), list(read)
+        assert first == second
+        assert [entry.line_number for entry in first] == [2, 3, 4, 5, 6]
+        assert read.total == 5
+        assert read.registries == {"reg.io": "a/b", "other.io": "d/e"}
+        assert [entry.error is not None for entry in first] == [False, False, True, False, True]
+    finally:
+        read.close()
+
+
+def test_read_list_of_a_pipe_reads_it_once(tmp_path: Path) -> None:
+    from hangar.imagelist import ReadList, open_image_list
+
+    fifo = tmp_path / "list.fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "w") as handle:
+            handle.write("reg.io/a/b:1\nreg.io/a/b:2\n")
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    source = open_image_list(str(fifo))
+    writer.join()
+    read = ReadList(source, registry="mirror.local:5000")
+    try:
+        refs = [str(entry.reference) for entry in read]
+        assert refs == ["mirror.local:5000/a/b:1", "mirror.local:5000/a/b:2"]
+        assert read.registries == {"mirror.local:5000": "a/b"}
+    finally:
+        read.close()
+
+
+def test_read_list_raises_file_errors_before_anything_runs(tmp_path: Path) -> None:
+    from hangar.imagelist import ReadList
+
+    with pytest.raises(HangarError, match="contains no images"):
+        ReadList(write(tmp_path, "# only a comment\n"))

@@ -134,7 +134,9 @@ ALLOWED: dict[str, set[str]] = {
     "attachments": {"sigstore", "registry"},  # the write protocol
     "operations": {"sigstore", "registry", "keys", "policy", "attachments"},
     "runner": set(),  # runs any worker over a list: knows no operation
-    "cli": {"sigstore", "registry", "keys", "policy", "operations", "runner"},
+    # the library API: a list run prepared, logged in, run, summed up
+    "api": {"sigstore", "registry", "keys", "policy", "attachments", "operations", "runner"},
+    "cli": {"sigstore", "registry", "keys", "policy", "operations", "runner", "api"},
 }
 TOP_LEVEL = {"errors", "output", "reference", "manifest", "imagelist", "results"}
 MAX_TOP_LEVEL_MODULES = 10

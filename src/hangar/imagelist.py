@@ -11,13 +11,18 @@ file, so a typo cannot go unnoticed in a long run.
 File problems (missing, a directory, unreadable, binary, no images) raise HangarError when
 `iter_image_list` is called, before anything is yielded. A list that can be read only once
 (`-f -`, `-f /dev/stdin`, `-f <(cmd)`) is first copied by `open_image_list` into an unlinked
-temp file (`SpooledList`), so that the commands can count it and then run it.
+temp file (`SpooledList`), so that its head can be checked before it is read.
+
+A run reads its list once, with `ReadList`: each entry is parsed once and kept in an unlinked
+temp file, while the pass counts the lines (for the ETA) and finds the registries (for the
+login check); the run then streams the entries back.
 """
 
 from __future__ import annotations
 
 import codecs
 import os
+import pickle
 import shutil
 import stat
 import sys
@@ -75,6 +80,45 @@ class SpooledList:
 
 
 ListSource = Path | SpooledList
+
+
+class ReadList:
+    """The entries of a list, parsed in one pass and spooled to an unlinked temp file, so that
+    memory stays flat for any list size and nothing is parsed twice. The pass also counts the
+    lines to process and keeps one repository per registry; file errors surface here, before
+    any network. Iterating streams the entries back, as many times as needed."""
+
+    def __init__(
+        self, source: ListSource, *, registry: str | None = None, project: str | None = None
+    ) -> None:
+        self.source = source
+        self.total = 0
+        self.registries: dict[str, str] = {}
+        self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the list
+        try:
+            for entry in iter_image_list(source, registry=registry, project=project):
+                # pickle: the spool is this process's own unlinked file, never outside input.
+                pickle.dump(entry, self._spool, protocol=pickle.HIGHEST_PROTOCOL)
+                self.total += 1
+                if entry.reference is not None:
+                    reference = entry.reference
+                    self.registries.setdefault(reference.registry, reference.repository)
+            self._spool.flush()
+        except BaseException:
+            self._spool.close()
+            raise
+
+    def __iter__(self) -> Iterator[ListEntry]:
+        with os.fdopen(os.dup(self._spool.fileno()), "rb") as handle:
+            handle.seek(0)
+            while True:
+                try:
+                    yield pickle.load(handle)
+                except EOFError:
+                    return
+
+    def close(self) -> None:
+        self._spool.close()
 
 
 def open_image_list(path: str) -> ListSource:

@@ -11,7 +11,8 @@ import sys
 import click
 import pytest
 
-from hangar.cli._args import normalize_argv, parse_duration, split_list
+from hangar.api.config import split_list
+from hangar.cli._args import normalize_argv, parse_duration
 from hangar.runner.progress import Summary
 from tests.support.cli import HANGAR
 
@@ -149,11 +150,11 @@ def _flags(command: click.Command, *argv: str) -> dict:
 
 
 def test_validate_config_is_frozen_and_typed() -> None:
-    from hangar.cli._config import ValidateConfig
+    from hangar.cli._config import validate_config
     from hangar.cli.validate import validate
 
     flags = _flags(validate, "-f", "list", "-p", "a.pub", "-p", "b.pub", "-a", "x86_64,arm64")
-    config = ValidateConfig.from_flags(flags)
+    config = validate_config(flags)
     assert config.pubkeys == ("a.pub", "b.pub") and config.timeout == 600.0
     assert config.arches == ["amd64", "arm64"] and config.oses == ["linux"]
     assert config.inputs() == ["a.pub", "b.pub"] and not config.uses_policy
@@ -172,33 +173,33 @@ def test_validate_config_is_frozen_and_typed() -> None:
     ],
 )
 def test_validate_usage_errors_come_from_the_config(argv: tuple[str, ...], message: str) -> None:
-    from hangar.cli._config import ValidateConfig
+    from hangar.cli._config import validate_config
     from hangar.cli.validate import validate
 
     with pytest.raises(click.UsageError, match=message):
-        ValidateConfig.from_flags(_flags(validate, *argv))
+        validate_config(_flags(validate, *argv))
 
 
 def test_sign_config_needs_no_key_for_a_dry_run() -> None:
-    from hangar.cli._config import SignConfig
+    from hangar.cli._config import sign_config
     from hangar.cli.sign import sign
 
     with pytest.raises(click.UsageError, match="-k/--sigstore-key is required"):
-        SignConfig.from_flags(_flags(sign, "-f", "l"))
-    config = SignConfig.from_flags(_flags(sign, "-f", "l", "--dry-run", "-j", "50"))
+        sign_config(_flags(sign, "-f", "l"))
+    config = sign_config(_flags(sign, "-f", "l", "--dry-run", "-j", "50"))
     assert config.key is None and config.jobs == 20 and config.jobs_given == 50
 
 
 def test_remove_config_says_what_to_remove() -> None:
-    from hangar.cli._config import RemoveConfig
+    from hangar.cli._config import remove_config
     from hangar.cli.remove import remove
 
     with pytest.raises(click.UsageError, match="say what to remove"):
-        RemoveConfig.from_flags(_flags(remove, "-f", "l"))
+        remove_config(_flags(remove, "-f", "l"))
     with pytest.raises(click.UsageError, match="--all removes every signature"):
-        RemoveConfig.from_flags(_flags(remove, "-f", "l", "--all", "-p", "k"))
+        remove_config(_flags(remove, "-f", "l", "--all", "-p", "k"))
     flags = _flags(remove, "-f", "l", "--unverified", "--keep-pubkey", "k")
-    config = RemoveConfig.from_flags(flags)
+    config = remove_config(flags)
     assert config.inputs() == ["k"] and config.unverified and not config.everything
 
 
@@ -223,13 +224,13 @@ def _summary(**counts: int) -> Summary:
     ],
 )
 def test_exit_code(counts: dict[str, int], unchecked: int | None, code: int) -> None:
-    from hangar.cli._run import exit_code
+    from hangar.api.run import exit_code
 
     assert exit_code(_summary(**counts), unchecked=unchecked) == code
 
 
 def test_exit_code_of_a_stopped_or_interrupted_run_is_not_3() -> None:
-    from hangar.cli._run import exit_code
+    from hangar.api.run import exit_code
 
     fatal = _summary(failed=1)
     fatal.fatal = "cannot write output"

@@ -162,14 +162,6 @@ class Jobs(click.ParamType):
             )
 
 
-def split_list(values: tuple[str, ...]) -> list[str]:
-    """Flatten a repeatable, comma-separated option (`-a amd64,arm64 -a arm`)."""
-    items: list[str] = []
-    for value in values:
-        items.extend(part.strip() for part in value.split(",") if part.strip())
-    return items
-
-
 def tls_verify_option(func):
     # The seed's words; --tls-verify=false (plain HTTP, no certificate check) is in the README.
     return click.option(

@@ -7,7 +7,6 @@ signature state of every platform.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import TYPE_CHECKING
@@ -16,12 +15,10 @@ import click
 
 from hangar.cli._args import tls_verify_option
 from hangar.cli._help import GoCommand
-from hangar.errors import UsageProblem
 
 if TYPE_CHECKING:
     from hangar.operations.inspection import ImageSummary, PlatformRow, Signatures
     from hangar.reference import Reference
-    from hangar.sigstore.keys import PublicKey
 
 
 @click.command(cls=GoCommand, context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,64 +60,18 @@ def inspect(
       hangar inspect --raw docker://registry.example.com/ns/app:v1 | jq
       hangar inspect --config registry.example.com/ns/app@sha256:...
     """
-    from hangar.keys.backends import describe, open_public_key
-    from hangar.reference import parse_reference
+    from hangar import api
 
-    _refuse_other_transports(image)
-    ref = parse_reference(image)
-    keys = [(describe(spec), open_public_key(spec)) for spec in pubkeys]
-    asyncio.run(
-        _inspect(ref, raw=raw, config=config, authfile=authfile, tls_verify=tls_verify, keys=keys)
-    )
-
-
-# containers/image transports other than docker://: `oci:foo` must not be read as the
-# Docker Hub image `oci` with tag `foo`.
-OTHER_TRANSPORTS = (
-    "oci",
-    "oci-archive",
-    "docker-archive",
-    "docker-daemon",
-    "containers-storage",
-    "dir",
-    "sif",
-    "tarball",
-    "ostree",
-)
-
-
-def _refuse_other_transports(image: str) -> None:
-    transport, colon, _ = image.partition(":")
-    if colon and transport in OTHER_TRANSPORTS:
-        raise UsageProblem(
-            f'transport "{transport}:" of {image} is not supported: hangar inspect reads '
-            "registries only (docker://[REGISTRY/]NAME[:TAG], or the reference alone)",
-            hint=f"copy the image to a registry first, e.g. skopeo copy {image} "
-            "docker://REGISTRY/NAME:TAG",
+    if config:
+        data = api.config_bytes(image, authfile=authfile, tls_verify=tls_verify)
+        _write_data(data if raw else _pretty(data))
+    elif raw:
+        _write_data(api.manifest_bytes(image, authfile=authfile, tls_verify=tls_verify))
+    else:
+        ref, summary = api.inspect_image(
+            image, pubkeys=pubkeys, authfile=authfile, tls_verify=tls_verify
         )
-
-
-async def _inspect(
-    ref: Reference,
-    *,
-    raw: bool,
-    config: bool,
-    authfile: str | None,
-    tls_verify: bool,
-    keys: list[tuple[str, PublicKey]],
-) -> None:
-    from hangar.operations.inspection import config_blob, summarize
-    from hangar.registry.client import RegistryClient
-
-    async with RegistryClient(tls_verify=tls_verify, authfile=authfile, retries=3) as client:
-        manifest = await client.get_manifest(ref)
-        if config:
-            data = await config_blob(client, ref, manifest)
-            _write_data(data if raw else _pretty(data))
-        elif raw:
-            _write_data(manifest.data)
-        else:
-            _print_summary(ref, await summarize(client, ref, manifest, keys))
+        _print_summary(ref, summary)
 
 
 def _write_data(data: bytes) -> None:

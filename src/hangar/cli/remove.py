@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from hangar import output
+from hangar import api
 from hangar.cli._args import list_options
-from hangar.cli._config import RemoveConfig
+from hangar.cli._config import remove_config
 from hangar.cli._help import GoCommand
-from hangar.cli._run import (
-    ListRun,
-    ensure_logins,
-    exit_code,
-    prepare_run,
-    print_summary,
-    registry_client,
-    run_list,
-)
-
-if TYPE_CHECKING:
-    from hangar.operations.removal import RemoveOptions
-    from hangar.runner.progress import Summary
+from hangar.cli._summary import credentials_prompt, print_summary
 
 EXAMPLES = """\
 # Remove the signatures made with an old key, after signing again with the new one.
@@ -85,48 +72,10 @@ def remove(**flags: Any) -> None:
     to the same tags; when none remain, the tag is deleted. Failed lines go to the failed
     file; the exit code is non-zero.
     """
-    sys.exit(_remove(RemoveConfig.from_flags(flags)))
+    sys.exit(_remove(flags))
 
 
-def _remove(config: RemoveConfig) -> int:
-    from hangar.keys.backends import open_public_key
-    from hangar.operations.removal import RemovalRule, RemoveOptions
-
-    output.set_quiet(config.quiet)
-    rule = RemovalRule(
-        remove_keys=tuple(open_public_key(spec) for spec in config.pubkeys),
-        keep_keys=tuple(open_public_key(spec) for spec in config.keep_pubkeys),
-        unverified=config.unverified,
-        everything=config.everything,
-    )
-    config.announce()
-    with prepare_run(config) as prepared:
-        options = RemoveOptions(
-            oses=config.oses, arches=config.arches, rule=rule, dry_run=config.dry_run
-        )
-        summary = asyncio.run(_remove_run(options, prepared, config))
-    print_summary(summary, "remove", "signatures", prepared.failed_path)
-    return exit_code(summary)
-
-
-async def _remove_run(options: RemoveOptions, prepared: ListRun, config: RemoveConfig) -> Summary:
-    from hangar.operations.removal import Remover
-    from hangar.runner.interrupts import Interrupts
-
-    jobs = config.jobs
-    async with Interrupts() as interrupts, registry_client(config) as client:
-        if not config.skip_login and not options.dry_run:
-            await interrupts.guard(ensure_logins(client, prepared.registries, interrupts))
-        remover = Remover(client, options)
-        # The final check's failures are failed lines too: they go to the failed file.
-        summary = await run_list(
-            remover.remove_entry,
-            config,
-            prepared,
-            verb="Checking" if options.dry_run else "Removing",
-            interrupts=interrupts,
-            finalize=lambda: remover.confirm(concurrency=jobs),
-            client=client,
-        )
-        client.report_requests()
-        return summary
+def _remove(flags: dict[str, Any]) -> int:
+    result = api.remove(remove_config(flags), prompt=credentials_prompt())
+    print_summary(result, "remove", "signatures")
+    return result.exit_code

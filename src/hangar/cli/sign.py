@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from hangar import output
+from hangar import api, output
 from hangar.cli._args import list_options
-from hangar.cli._config import SignConfig
+from hangar.cli._config import sign_config
 from hangar.cli._help import GoGroup
-from hangar.cli._run import (
-    ListRun,
-    ensure_logins,
-    exit_code,
-    key_record,
-    prepare_run,
-    print_summary,
-    registry_client,
-    run_list,
-)
-
-if TYPE_CHECKING:
-    from hangar.imagelist import ListEntry
-    from hangar.operations.signing import SignOptions
-    from hangar.runner.progress import Summary
-    from hangar.sigstore.keys import SigningKey
+from hangar.cli._summary import credentials_prompt, print_summary
 
 EXAMPLES = """\
 # Sign the images with sigstore private key file.
@@ -55,12 +39,7 @@ COSIGN_PKCS11_MODULE_PATH=/usr/lib/softhsm/libsofthsm2.so hangar sign \\
 )
 @list_options(verb="sign")
 @click.option(
-    "-k",
-    "--sigstore-key",
-    "--key",
-    "key",
-    metavar="FILE",
-    help="sigstore private key file",
+    "-k", "--sigstore-key", "--key", "key", metavar="FILE", help="sigstore private key file"
 )
 @click.option(
     "--sigstore-passphrase-file",
@@ -107,76 +86,23 @@ COSIGN_PKCS11_MODULE_PATH=/usr/lib/softhsm/libsofthsm2.so hangar sign \\
 def sign(ctx: click.Context, **flags: Any) -> None:
     if ctx.invoked_subcommand is not None:
         return
-    sys.exit(_sign(SignConfig.from_flags(flags)))
+    sys.exit(_sign(flags))
 
 
-def _sign(config: SignConfig) -> int:
-    from hangar.keys import backends
-    from hangar.operations.signing import SignOptions
-
-    output.set_quiet(config.quiet)
+def _sign(flags: dict[str, Any]) -> int:
+    config = sign_config(flags)
     if config.dry_run:
         return _dry_run(config)
-    assert config.key is not None  # required without --dry-run (SignConfig)
-    config.announce()
-    with prepare_run(config) as prepared:
-        # Open the key once (decrypt the file, or log in to the token), before any network
-        # traffic; the report names a URI without its PIN.
-        key = backends.open_signing_key(config.key, config.passphrase_file)
-        fingerprint = key.public_key().fingerprint
-        prepared.report.describe(keys=[key_record(backends.describe(config.key), fingerprint)])
-        options = SignOptions(
-            oses=config.oses,
-            arches=config.arches,
-            identity_mode=config.signed_identity,
-            sign_index=config.sign_index,
-            force=config.force,
-            sign_attestations=config.sign_attestations,
-        )
-        try:
-            summary = asyncio.run(_sign_run(key, options, prepared, config))
-        finally:
-            backends.close(key)
-    print_summary(summary, "sign", "signatures", prepared.failed_path)
-    return exit_code(summary)
+    result = api.sign(config, prompt=credentials_prompt())
+    print_summary(result, "sign", "signatures")
+    return result.exit_code
 
 
-async def _sign_run(
-    key: SigningKey, options: SignOptions, prepared: ListRun, config: SignConfig
-) -> Summary:
-    from hangar.operations.signing import Signer
-    from hangar.runner.interrupts import Interrupts
-
-    jobs = config.jobs
-    async with Interrupts() as interrupts, registry_client(config) as client:
-        if not config.skip_login:
-            await interrupts.guard(ensure_logins(client, prepared.registries, interrupts))
-        signer = Signer(client, key, options)
-        # The final check's losses are failed lines too: they go to the failed file.
-        summary = await run_list(
-            signer.sign_entry,
-            config,
-            prepared,
-            verb="Signing",
-            interrupts=interrupts,
-            finalize=lambda: signer.confirm(concurrency=jobs),
-            client=client,
-        )
-        client.report_requests()
-        return summary
-
-
-def _dry_run(config: SignConfig) -> int:
+def _dry_run(config: api.SignConfig) -> int:
     """One reference a line on stdout; no key is read, nothing is written. Lines that would
     fail (bad references, tags that cannot be listed) are errors on stderr, and exit 1."""
-    from hangar.imagelist import iter_image_list, open_image_list
-
-    source = open_image_list(config.file)
-    entries = list(iter_image_list(source, registry=config.registry, project=config.project))
-    if config.all_tags:
-        entries = asyncio.run(_expand(entries, config))
     images = bad = 0
-    for entry in entries:
+    for entry in api.plan_signing(config):
         if entry.reference is not None:
             click.echo(str(entry.reference))
             images += 1
@@ -189,13 +115,6 @@ def _dry_run(config: SignConfig) -> int:
         always=True,
     )
     return 1 if bad else 0
-
-
-async def _expand(entries: list[ListEntry], config: SignConfig) -> list[ListEntry]:
-    from hangar.operations.alltags import expand_all_tags
-
-    async with registry_client(config, 1) as client:
-        return await expand_all_tags(entries, client)
 
 
 def _register_validate() -> None:

@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from hangar import output
+from hangar import api
 from hangar.cli._args import list_options
-from hangar.cli._config import ValidateConfig
+from hangar.cli._config import validate_config
 from hangar.cli._help import GoCommand
-from hangar.cli._run import (
-    ListRun,
-    exit_code,
-    key_record,
-    prepare_run,
-    print_summary,
-    registry_client,
-    resign_command,
-    run_list,
-)
-from hangar.imagelist import ListEntry
-from hangar.results import ImageResult
-from hangar.runner.jobs import Worker
-from hangar.runner.progress import Summary
-
-if TYPE_CHECKING:
-    from hangar.operations.validation import ValidateOptions
-    from hangar.policy.context import PolicyContext
-    from hangar.sigstore.keys import PublicKey
+from hangar.cli._summary import print_summary
 
 EXAMPLES = """\
 # Validate the signed images with sigstore public key file.
@@ -114,136 +94,10 @@ hangar sign validate \\
 def validate(**flags: Any) -> None:
     # Prints `PASS: [image]` per image, and for a failure one line per failing digest with
     # the reason. Failed lines go to the failed file; the exit code is non-zero.
-    sys.exit(_validate(ValidateConfig.from_flags(flags)))
+    sys.exit(_validate(flags))
 
 
-def _validate(config: ValidateConfig) -> int:
-    from hangar.keys.backends import describe, open_public_key
-    from hangar.operations.validation import ValidateOptions
-
-    output.set_quiet(config.quiet)
-    context = _policy_context(config)
-    config.announce()
-    with prepare_run(config) as prepared:
-        keys = [open_public_key(spec) for spec in config.pubkeys] if context is None else []
-        records = [
-            key_record(describe(spec), key.fingerprint)
-            for spec, key in zip(config.pubkeys, keys, strict=True)
-        ]
-        prepared.report.describe(keys=records)
-        options = ValidateOptions(
-            oses=config.oses,
-            arches=config.arches,
-            exact_repository=config.exact_repository,
-            accept_repository_identity=config.accept_repository_identity,
-            require_tag_identity=config.require_tag_identity,
-            require_index_signature=config.require_index_signature,
-            all_instances=config.all_instances,
-        )
-        unchecked = Unchecked()
-        summary = asyncio.run(_validate_run(keys, context, options, prepared, config, unchecked))
-    resign = resign_command(config, prepared.failed_path)
-    print_summary(summary, "validate", "digests", prepared.failed_path, resign=resign)
-    return exit_code(summary, unchecked=unchecked.count)
-
-
-async def _validate_run(
-    keys: list[PublicKey],
-    context: PolicyContext | None,
-    options: ValidateOptions,
-    prepared: ListRun,
-    config: ValidateConfig,
-    unchecked: Unchecked,
-) -> Summary:
-    from hangar.operations.policy_validation import PolicyValidator
-    from hangar.operations.validation import Validator
-    from hangar.runner.interrupts import Interrupts
-
-    async with Interrupts() as interrupts, registry_client(config) as client:
-        validator: Validator
-        if context is not None:
-            validator = PolicyValidator(client, context, options)
-        else:
-            validator = Validator(client, keys, options)
-        summary = await run_list(
-            unchecked.counting(validator.validate_entry),
-            config,
-            prepared,
-            verb="Validating",
-            interrupts=interrupts,
-            client=client,
-            unexpanded=unchecked.add,
-        )
-        client.report_requests()
-        return summary
-
-
-class Unchecked:
-    """Counts the failed lines that got no verdict, for the exit code (3 when every failed
-    line is one of them): the registry could not be reached or refused the request (see
-    `_could_not_check`), the line timed out, hangar failed on a bug, --all-tags could not
-    expand the line, or every platform that failed is NOT CHECKED (a policy requirement
-    hangar cannot evaluate). A digest not signed, or signed but not accepted, is a verdict;
-    so is an image podman would refuse before its signatures (too large, not what its digest
-    says, a manifest it cannot parse)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def add(self, lines: int) -> None:
-        self.count += lines
-
-    def counting(self, worker: Worker) -> Worker:
-        async def counted(entry: ListEntry, number: int) -> ImageResult:
-            try:
-                result = await worker(entry, number)
-            except BaseException as exc:
-                self.count += _could_not_check(exc)
-                raise
-            if result.status == "failed" and not _has_verdict(result.details):
-                self.count += 1
-            return result
-
-        return counted
-
-
-def _could_not_check(exc: BaseException) -> bool:
-    from hangar.errors import HangarError
-    from hangar.registry.errors import DigestMismatchError, RegistryError, TooLargeError
-
-    if isinstance(exc, TooLargeError | DigestMismatchError):
-        return False  # what the registry serves is refused whatever its signatures
-    if isinstance(exc, RegistryError):
-        return True  # unreachable, TLS, authentication, not found, 5xx, a request timeout
-    # An unusable manifest is a verdict; a cancellation (--timeout) or a bug is not.
-    return not isinstance(exc, HangarError)
-
-
-def _has_verdict(details: Sequence[Mapping[str, object]]) -> bool:
-    """A failing digest or pull that was judged (and not just NOT CHECKED by --policy)."""
-    from hangar.operations.policy_validation import LABELS
-    from hangar.policy.evaluation import UNCHECKED
-
-    failing = [record for record in details if not record.get("passed")]
-    not_checked = LABELS[UNCHECKED]
-    return not failing or any(record.get("verdict") != not_checked for record in failing)
-
-
-def _policy_context(config: ValidateConfig) -> PolicyContext | None:
-    """The policy and registries.d to evaluate (None: no --policy, today's checks). Read and
-    checked here, before the list or the network: a policy podman refuses exits 2."""
-    from hangar.policy.config import load_policy
-    from hangar.policy.context import PolicyContext
-    from hangar.policy.registries import (
-        default_policy_path,
-        default_registries_d,
-        load_registries_d,
-    )
-
-    if not config.uses_policy:
-        return None
-    path = config.policy or default_policy_path()
-    registries_d = config.registries_d or default_registries_d()
-    context = PolicyContext(load_policy(path), load_registries_d(registries_d))
-    output.info(f"Policy {path}, registries.d {registries_d}")
-    return context
+def _validate(flags: dict[str, Any]) -> int:
+    result = api.validate(validate_config(flags))
+    print_summary(result, "validate", "digests", resign=result.resign)
+    return result.exit_code

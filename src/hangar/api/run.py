@@ -1,24 +1,21 @@
-"""What the list commands (`sign`, `sign validate`, `sign remove`) share: reading the list,
-logins, running, the summary and the exit code. Each takes the command's checked config
-(cli/_config.py)."""
+"""What the list runs (`sign`, `sign validate`, `sign remove`) share: the list read once, the
+outputs opened, the login check, the run itself, the retry hint and the exit code. Each takes
+the run's checked config (hangar.api.config)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import click
-
 from hangar import output
-from hangar.cli._args import split_list
-from hangar.cli._config import DEFAULT_ARCH, DEFAULT_OS, RunConfig
-from hangar.cli._outputs import open_outputs
-from hangar.imagelist import ListEntry, ListSource, iter_image_list, open_image_list
+from hangar.api.config import DEFAULT_ARCH, DEFAULT_OS, RunConfig, split_list
+from hangar.api.outputs import open_outputs
+from hangar.imagelist import ListEntry, ReadList, open_image_list
 from hangar.keys.uri import redact_arguments
 from hangar.runner.files import FailedList, Report
 from hangar.runner.interrupts import SIGNAL_EXIT_CODES, Interrupts
@@ -29,6 +26,22 @@ if TYPE_CHECKING:
     from hangar.registry.client import RegistryClient
 
 PROGRESS_INTERVAL = 5.0
+# `sign validate`: nothing was found not accepted, but some line could not be checked.
+COULD_NOT_CHECK = 3
+
+# Asked for a username and password when a registry needs them and none are stored, on a
+# terminal only (the CLI prompts; a script passes None and gets a warning instead).
+CredentialsPrompt = Callable[[str], tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a list run did: the counts (and how it ended), where its failed lines are, and
+    the exit code the CLI ends with (docs/errors.md)."""
+
+    summary: Summary
+    failed_path: Path
+    exit_code: int
 
 
 def progress_interval() -> float:
@@ -50,15 +63,17 @@ def key_record(path: str, fingerprint: str) -> dict[str, str]:
 
 @dataclass
 class ListRun:
-    """What a list command prepares before any work: the list (read once), its size and
-    registries, and the output files, checked and opened (`-o`, `--report`)."""
+    """What a list run prepares before any work: the list, read once, and its outputs, checked
+    and opened (`-o`, `--report`), resolved into one object."""
 
-    source: ListSource
-    total: int
-    registries: dict[str, str]
+    entries: ReadList
     failed: FailedList
     report: Report
-    failed_path: Path
+    failed_path: Path  # -o, or the file beside it (see hangar.api.outputs)
+
+    @property
+    def source(self) -> object:
+        return self.entries.source
 
 
 @contextlib.contextmanager
@@ -79,33 +94,25 @@ def prepare_run(config: RunConfig) -> Iterator[ListRun]:
     report.describe(
         command=command, arguments=redact_arguments(sys.argv[1:]), imageList=config.file
     )
+    entries: ReadList | None = None
     try:
-        total, registries = _scan_list(source, config.registry, config.project)
-        actual = failed_out.destination.given  # -o, or the file beside it (see _outputs)
-        yield ListRun(source, total, registries, failed, report, actual)
+        entries = ReadList(source, registry=config.registry, project=config.project)
+        yield ListRun(entries, failed, report, failed_out.destination.given)
     finally:
         # After a run these are no-ops (the runner committed them); before, they undo.
         failed.discard()
         report.discard()
+        if entries is not None:
+            entries.close()
 
 
-def _scan_list(
-    source: ListSource, registry: str | None, project: str | None
-) -> tuple[int, dict[str, str]]:
-    """One streaming pass before the run: the number of lines to process (for the ETA) and one
-    repository per registry (for the login check). File errors surface here, before any network.
-    """
-    total = 0
-    registries: dict[str, str] = {}
-    for entry in iter_image_list(source, registry=registry, project=project):
-        total += 1
-        if entry.reference is not None:
-            registries.setdefault(entry.reference.registry, entry.reference.repository)
-    return total, registries
-
-
-async def ensure_logins(client, registries: dict[str, str], interrupts: Interrupts) -> None:
-    """Prompt for credentials where a registry needs them and none are stored (as the seed's
+async def ensure_logins(
+    client: RegistryClient,
+    registries: dict[str, str],
+    interrupts: Interrupts,
+    prompt: CredentialsPrompt | None,
+) -> None:
+    """Ask for credentials where a registry needs them and none are stored (as the seed's
     tool does); elsewhere warn once, and each image fails with a `hangar login` hint."""
     from hangar.registry.errors import RegistryError
     from hangar.registry.logins import store_credentials
@@ -120,7 +127,7 @@ async def ensure_logins(client, registries: dict[str, str], interrupts: Interrup
             continue
         if not needs_login:
             continue
-        if not sys.stdin.isatty():
+        if prompt is None:
             output.warn(
                 f"registry {registry} requires credentials and none are stored: "
                 f"run `hangar login {registry}` (or pass --skip-login in scripts)"
@@ -128,8 +135,7 @@ async def ensure_logins(client, registries: dict[str, str], interrupts: Interrup
             continue
         output.info(f"registry {registry} requires login")
         with interrupts.paused():
-            username = click.prompt(f"Username for {registry}")
-            password = click.prompt(f"Password for {registry}", hide_input=True)
+            username, password = prompt(registry)
         await client.check_credentials(registry, username, password)
         path = store_credentials(registry, username, password)
         output.info(f"Login succeeded; credentials stored in {path}")
@@ -156,14 +162,12 @@ async def run_list(
     client: RegistryClient | None = None,
     unexpanded: Callable[[int], None] | None = None,
 ) -> Summary:
-    """Stream the list of `--file` through `worker`, `config.jobs` at a time (with --all-tags,
-    the list expanded first through `client`; `unexpanded` is told how many lines could not
-    be: they fail without reaching `worker`)."""
+    """Stream the list through `worker`, `config.jobs` at a time (with --all-tags, the list
+    expanded first through `client`; `unexpanded` is told how many lines could not be: they
+    fail without reaching `worker`)."""
     jobs = config.jobs
-    entries: Iterable[ListEntry] = iter_image_list(
-        prepared.source, registry=config.registry, project=config.project
-    )
-    total = prepared.total
+    entries: Iterable[ListEntry] = prepared.entries
+    total = prepared.entries.total
     if config.all_tags and client is not None:
         from hangar.operations.alltags import expand_all_tags
 
@@ -184,6 +188,17 @@ async def run_list(
     )
     output.info(f"{verb} images of {prepared.source} with {jobs} worker(s)")
     return await Runner(worker, options).run(entries, finalize=finalize)
+
+
+async def run_with_client(
+    config: RunConfig, work: Callable[[RegistryClient, Interrupts], Awaitable[Summary]]
+) -> Summary:
+    """`work` under the run's signal handling and one pooled client; the request counts are
+    logged (under --debug) when it ends."""
+    async with Interrupts() as interrupts, registry_client(config) as client:
+        summary = await work(client, interrupts)
+        client.report_requests()
+        return summary
 
 
 def _errors(entries: list[ListEntry]) -> int:
@@ -208,65 +223,6 @@ def resign_command(config: RunConfig, failed_path: Path) -> str:
     if not config.tls_verify:
         words.append("--tls-verify=false")
     return " ".join(words)
-
-
-def print_summary(
-    summary: Summary, verb: str, noun: str, failed_path: Path, *, resign: str | None = None
-) -> None:
-    counts = summary.counts
-    rate = summary.signatures / summary.elapsed if summary.elapsed > 0 else 0.0
-    if verb == "sign":
-        parts = [
-            f"{counts.get('signed', 0)} signed",
-            f"{counts.get('already-signed', 0)} already signed",
-        ]
-        tail = f"{summary.signatures} signatures written"
-    elif verb == "remove":
-        parts = [
-            f"{counts.get('removed', 0)} removed",
-            f"{counts.get('nothing-to-remove', 0)} nothing to remove",
-        ]
-        tail = f"{summary.signatures} signatures removed"
-    else:
-        parts = [f"{counts.get('passed', 0)} passed"]
-        tail = f"{summary.signatures} digests verified"
-    parts += [
-        f"{counts.get('skipped', 0)} skipped for platform",
-        f"{counts.get('failed', 0)} failed",
-    ]
-    if summary.not_started:
-        parts.append(f"{summary.not_started} not started")
-    if counts.get("mirror-format"):
-        parts.append(f"{counts['mirror-format']} mirror-format line(s) skipped")
-    line = (
-        f"Summary: {summary.total} images: {', '.join(parts)}; {tail} in "
-        f"{summary.elapsed:.1f}s ({rate:.1f} {noun}/s)"
-    )
-    output.info(line, always=True)
-    if summary.fatal:
-        output.error(f"the run stopped: {summary.fatal}")
-    unfinished = summary.failed + summary.not_started
-    if unfinished:
-        retry = (
-            f"run again with -f {failed_path} to retry just those"
-            if verb == "sign"
-            else f"re-sign them with `{resign or f'hangar sign -f {failed_path} -k KEY'}`, "
-            "then validate again"
-        )
-        output.error(f"{unfinished} image(s) not done; their lines are in {failed_path} ({retry})")
-    if summary.interrupted:
-        output.warn("the run was interrupted; unfinished lines are in the failed file")
-    if summary.only_skipped_for_platform:
-        have = ", ".join(sorted(summary.platforms_seen)) or "none that can be read"
-        output.error(
-            f"nothing was {'signed' if verb == 'sign' else 'validated'}: no image of the list "
-            f"has a platform matching --os/--arch; the images have: {have} "
-            "(pass --os/--arch for the platforms to use)"
-        )
-
-
-# `sign validate`: nothing was found not accepted, but some line could not be checked.
-COULD_NOT_CHECK = 3
 
 
 def exit_code(summary: Summary, *, unchecked: int | None = None) -> int:

@@ -1,0 +1,106 @@
+"""Sign every image of a list: `hangar sign` as a function."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hangar import output
+from hangar.api.config import SignConfig
+from hangar.api.run import (
+    CredentialsPrompt,
+    ListRun,
+    RunResult,
+    ensure_logins,
+    exit_code,
+    key_record,
+    prepare_run,
+    registry_client,
+    run_list,
+    run_with_client,
+)
+from hangar.imagelist import ListEntry, ReadList, open_image_list
+from hangar.operations.signing import Signer, SignOptions
+from hangar.registry.client import RegistryClient
+from hangar.runner.interrupts import Interrupts
+from hangar.runner.progress import Summary
+from hangar.sigstore.keys import SigningKey
+
+
+def sign(config: SignConfig, *, prompt: CredentialsPrompt | None = None) -> RunResult:
+    """Sign the list of `config.file`; `prompt` asks for credentials a registry needs (None:
+    warn, and those images fail with a `hangar login` hint)."""
+    from hangar.keys import backends
+
+    if config.dry_run:
+        raise ValueError("a dry run signs nothing: call plan_signing")
+    assert config.key is not None  # required without dry_run (SignConfig)
+    output.set_quiet(config.quiet)
+    config.announce()
+    with prepare_run(config) as prepared:
+        # Open the key once (decrypt the file, or log in to the token), before any network
+        # traffic; the report names a URI without its PIN.
+        key = backends.open_signing_key(config.key, config.passphrase_file)
+        fingerprint = key.public_key().fingerprint
+        prepared.report.describe(keys=[key_record(backends.describe(config.key), fingerprint)])
+        options = SignOptions(
+            oses=config.oses,
+            arches=config.arches,
+            identity_mode=config.signed_identity,
+            sign_index=config.sign_index,
+            force=config.force,
+            sign_attestations=config.sign_attestations,
+        )
+        try:
+            summary = asyncio.run(_sign_run(key, options, prepared, config, prompt))
+        finally:
+            backends.close(key)
+    return RunResult(summary, prepared.failed_path, exit_code(summary))
+
+
+async def _sign_run(
+    key: SigningKey,
+    options: SignOptions,
+    prepared: ListRun,
+    config: SignConfig,
+    prompt: CredentialsPrompt | None,
+) -> Summary:
+    async def work(client: RegistryClient, interrupts: Interrupts) -> Summary:
+        if not config.skip_login:
+            registries = prepared.entries.registries
+            await interrupts.guard(ensure_logins(client, registries, interrupts, prompt))
+        signer = Signer(client, key, options)
+        # The final check's losses are failed lines too: they go to the failed file.
+        return await run_list(
+            signer.sign_entry,
+            config,
+            prepared,
+            verb="Signing",
+            interrupts=interrupts,
+            finalize=lambda: signer.confirm(concurrency=config.jobs),
+            client=client,
+        )
+
+    return await run_with_client(config, work)
+
+
+def plan_signing(config: SignConfig) -> list[ListEntry]:
+    """What `sign --dry-run` shows: the entries of the list (with --all-tags, each repository's
+    tags listed); no key is read and nothing is written."""
+    output.set_quiet(config.quiet)
+    entries = ReadList(
+        open_image_list(config.file), registry=config.registry, project=config.project
+    )
+    try:
+        listed = list(entries)
+    finally:
+        entries.close()
+    if config.all_tags:
+        return asyncio.run(_expand(listed, config))
+    return listed
+
+
+async def _expand(entries: list[ListEntry], config: SignConfig) -> list[ListEntry]:
+    from hangar.operations.alltags import expand_all_tags
+
+    async with registry_client(config, 1) as client:
+        return await expand_all_tags(entries, client)
