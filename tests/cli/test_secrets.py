@@ -11,7 +11,9 @@ import base64
 import contextlib
 import json
 import os
+import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,11 +24,13 @@ import pytest
 
 from tests.support import http
 from tests.support.cli import (
+    HANGAR,
     KEY1,
     KEY1_PASS,
     KEY1_PUB,
     closed_port,
     failed_lines,
+    hangar_env,
     read_attachment,
     run_hangar,
     sign_args,
@@ -352,3 +356,41 @@ def test_a_pin_in_a_refused_uri_or_from_the_environment_stays_hidden(
         assert PIN not in result.stderr + result.stdout, result.stderr
         assert "Traceback" not in result.stderr
         assert needle in result.stderr
+
+
+def test_a_pin_value_is_not_in_the_process_title(
+    registry_http: RegistryServer, softhsm: SoftHsm, home: Path, tmp_path: Path
+) -> None:
+    """What `ps` shows of a running `hangar sign -k pkcs11:...pin-value=...` (its
+    /proc/PID/cmdline): the arguments with pin-value=***."""
+    repository = f"secret/title-{uuid.uuid4().hex[:8]}"
+    push_image(registry_http, repository, "v1", kind="oci-manifest")
+    with FaultProxy.in_front_of(registry_http) as proxy:
+        held = proxy.add_rule(
+            Rule(method="GET", path_regex=f"/{repository}/manifests/v1$", action="hold")
+        )
+        list_file = write_list(tmp_path / "list", f"{proxy.host}/{repository}:v1")
+        uri = softhsm.uri(SESSION_TOKEN, TOOL_KEY, pin=PIN)
+        process = subprocess.Popen(
+            [HANGAR, "sign", "-f", str(list_file), "-k", uri, "--tls-verify=false"],
+            env=hangar_env(home, **softhsm.env_for_hangar()),
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while proxy.hits(held) < 1:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.02)
+            title = Path(f"/proc/{process.pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            proxy.release(held)
+            assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert PIN.encode() not in title, title
+    assert b"pin-value=***" in title and title.startswith(b"hangar sign -f ")

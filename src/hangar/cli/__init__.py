@@ -108,8 +108,21 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated
 
 
+def _hide_pins(args: list[str]) -> None:
+    """A pin-value typed on the command line is visible to every user in `ps` (the warning
+    says so): show the process as `... pin-value=*** ...` from now on."""
+    if not any("pin-value=" in arg.lower() for arg in args):
+        return
+    import setproctitle
+
+    from hangar.keys.uri import redact_arguments
+
+    setproctitle.setproctitle(" ".join(["hangar", *redact_arguments(args)]))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    _hide_pins(args)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         cli.main(args=normalize_argv(args), prog_name="hangar", standalone_mode=False)
