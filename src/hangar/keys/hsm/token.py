@@ -168,8 +168,8 @@ def warn_pin_value(uri: Pkcs11Uri) -> None:
         return
     _warned_pin_value = True
     output.warn(
-        "the PKCS#11 URI holds pin-value: every user of this host can read it in the process "
-        f"list and it stays in shell history; {PIN_SOURCE_HINT}"
+        "the PKCS#11 URI holds pin-value: it stays in shell history, and other users of this "
+        f"host can read it in the process list while hangar starts; {PIN_SOURCE_HINT}"
     )
 
 
