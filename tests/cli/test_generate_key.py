@@ -208,10 +208,10 @@ def test_a_directory_in_the_way_is_refused(tmp_path: Path) -> None:
 def test_a_failed_write_leaves_no_file_behind(tmp_path: Path) -> None:
     """Both files are staged before either is renamed: when the second cannot be written,
     neither final file appears and no temp file remains."""
-    from hangar.cli.keys import _write_files
+    from hangar.cli.keys import write_files
 
     with pytest.raises(KeyFileError) as excinfo:
-        _write_files(
+        write_files(
             [
                 (str(tmp_path / "a.key"), b"private", 0o600),
                 (str(tmp_path / "gone" / "a.pub"), b"public", 0o644),
