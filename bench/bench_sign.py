@@ -452,6 +452,7 @@ def memory(bed: Bed, count: int) -> str:
 def make_bed(work: Path, server: RegistryServer) -> Bed:
     passphrase = work / "passphrase"
     passphrase.write_text("bench-passphrase\n")
+    passphrase.chmod(0o600)
     subprocess.run(
         [HANGAR, "generate-sigstore-key", "-p", str(work / "bench"), "--passphrase-file",
          str(passphrase), "-y"],
