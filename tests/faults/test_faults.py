@@ -53,6 +53,7 @@ from tests.support.faultproxy import (
 )
 from tests.support.images import PushedImage, push_image
 from tests.support.registry import RegistryServer, write_auth_json
+from tests.support.silent import SilentListener
 
 MakeRegistry = Callable[..., RegistryServer]
 
@@ -170,7 +171,8 @@ def home(isolated_home: Path) -> Path:
 def make_bed(
     make_registry: MakeRegistry, home: Path, tmp_path: Path
 ) -> Iterator[Callable[..., Bed]]:
-    """`make_bed(kind="http", count=8, presigned=3, one_repository=False, direct=False)`."""
+    """`make_bed("http", count=8, presigned=3, one_repository=False, direct=False,
+    image_kind=None)` (`image_kind`: every image of that kind, else indexes and lists)."""
     proxies: list[FaultProxy] = []
 
     def make(
@@ -179,6 +181,7 @@ def make_bed(
         presigned: int = PRESIGNED,
         one_repository: bool = False,
         direct: bool = False,
+        image_kind: str | None = None,
     ) -> Bed:
         server = make_registry(kind)
         proxy = FaultProxy.in_front_of(server).start()
@@ -189,7 +192,7 @@ def make_bed(
                 server,
                 f"{prefix}/app" if one_repository else f"{prefix}/app-{number}",
                 f"v{number}" if one_repository else "v1",
-                kind="docker-list" if number % 3 == 2 else "oci-index",
+                kind=image_kind or ("docker-list" if number % 3 == 2 else "oci-index"),
             )
             for number in range(count)
         ]
@@ -685,6 +688,132 @@ def test_upstream_down_for_ten_seconds_is_ridden_out_with_patient_backoff(
     expect_clean(bed, run)
     assert run.elapsed > began + OUTAGE_SECONDS
     stats("upstream-down", run, outage_at=f"{began:.1f}s", dropped=len(dropped))
+
+
+# -- a registry that dies, or never answers -------------------------------------------------
+
+DEAD_IMAGES = 150
+# The issue's bound: a run whose registry is killed for good ends within this long of the kill
+# (it went on for minutes: a retry budget per image, then minutes of end-of-run checks).
+DEAD_RUN_BOUND = 90.0
+# The one line hangar says when a registry has answered nothing for a while.
+DOWN_LINE = "has not answered any request since"
+DEFAULT_RETRIES = {"HANGAR_RETRY_BASE_DELAY": "0.5"}  # the default, whatever the caller's env
+
+
+def _key1_on(bed: Bed, image: PushedImage) -> int:
+    keys = layer_keys(bed.server, image.repository, image.digest, KEYS)
+    assert "?" not in keys, (bed.line(image), keys)
+    return keys.count("key1")
+
+
+def test_a_registry_killed_for_good_ends_the_run_in_seconds(make_bed: Callable[..., Bed]) -> None:
+    """SIGKILL at the first signature, never back during the run; the default backoff. The run
+    ends within the bound with exit 1, says once which registry went silent and since when,
+    lists every line not signed (and every signature it could not confirm) in the failed
+    file, and counts in its summary the signatures the registry holds."""
+    bed = make_bed(
+        count=DEAD_IMAGES, presigned=0, one_repository=True, direct=True, image_kind="oci-manifest"
+    )
+    first_signed = threading.Event()
+    process, started = bed.start(None, jobs=2, **DEFAULT_RETRIES)
+    lines = _watch_stderr(process, first_signed)
+    try:
+        assert first_signed.wait(60), "no signature within 60 s"
+        bed.server.kill()
+        killed = time.monotonic()
+        code = process.wait(timeout=DEAD_RUN_BOUND + 30)
+        after_kill = time.monotonic() - killed
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    time.sleep(0.1)  # let the reader drain the pipe
+    run = Run(code, "".join(lines), time.monotonic() - started)
+    assert after_kill < DEAD_RUN_BOUND, f"{after_kill:.1f}s after the kill\n{run.tail()}"
+    assert run.code == 1, run.tail()
+    said = [line for line in run.stderr.splitlines() if not line.startswith("[DEBU]")]
+    down = [line for line in said if DOWN_LINE in line]
+    assert len(down) == 1, down
+    assert down[0].startswith("[ERRO]") and f"registry {bed.server.host} " in down[0], down
+    assert re.search(r"since \d\d:\d\d:\d\d UTC", down[0]), down
+    # Images after the registry went down fail with no line of their own (said once).
+    errors = [line for line in said if line.startswith("[ERRO]")]
+    assert len(errors) < DEAD_IMAGES // 2, len(errors)
+
+    bed.server.start()
+    failed = failed_lines(bed.failed_path)
+    assert len(failed) == len(set(failed))
+    report = json.loads(bed.report_path.read_text())
+    records = report["results"]
+    assert {record["image"] for record in records} == set(bed.lines)
+    late = {entry["image"] for entry in report.get("lateFailures", [])}
+    failed_in_report = {r["image"] for r in records if r["status"] == "failed"} | late
+    assert set(failed) == failed_in_report
+    held = 0
+    for image in bed.images:
+        count = _key1_on(bed, image)
+        assert count <= 1, bed.line(image)
+        held += count
+        if bed.line(image) not in failed:
+            assert count == 1, f"{bed.line(image)} is not in the failed file but not signed"
+    # What the summary counts is what the registry holds: a PUT cut by the kill may have
+    # landed unseen (at most one per job), but nothing written is left uncounted.
+    counted = report["summary"]["signatures"]
+    assert 0 < counted <= held <= counted + 2, (counted, held)
+    assert f"; {counted} signatures written in " in run.stderr
+    reported = sum(1 for r in records for d in r["digests"] if d.get("action") == "signed")
+    assert reported == counted
+
+    rerun = bed.sign(bed.failed_path)
+    assert rerun.code == 0, rerun.tail()
+    assert all(_key1_on(bed, image) == 1 for image in bed.images)
+    stats("registry-killed", run, after_kill=f"{after_kill:.1f}s", failed_lines=len(failed))
+
+
+NEVER_ANSWERS_IMAGES = 20
+# The issue's bound for a listener that never answers, with --timeout 5s.
+SILENT_RUN_BOUND = 45.0
+
+
+@pytest.mark.parametrize("skip_login", [False, True], ids=["login-check", "skip-login"])
+def test_a_registry_that_never_answers_ends_the_run_in_seconds(
+    isolated_home: Path, tmp_path: Path, skip_login: bool
+) -> None:
+    """A listener that accepts connections and never answers: the login check and first
+    contact are bounded by --timeout, and once the registry has been silent for a while the
+    images left fail at once; the messages name the registry."""
+    with SilentListener() as silent:
+        list_file = tmp_path / "list"
+        list_file.write_text(
+            "".join(f"{silent.host}/hung/app-{n}:v1\n" for n in range(NEVER_ANSWERS_IMAGES))
+        )
+        failed_path = tmp_path / "sign-failed.txt"
+        args = [
+            "sign", "-f", str(list_file), "-k", str(KEY1), "--sigstore-passphrase-file",
+            str(KEY1_PASS), "--tls-verify=false", "--timeout", "5s", "-j", "2",
+            "-o", str(failed_path),
+        ]  # fmt: skip
+        if skip_login:
+            args.append("--skip-login")
+        started = time.monotonic()
+        result = run_hangar(args, isolated_home, cwd=tmp_path, timeout=120, **DEFAULT_RETRIES)
+        elapsed = time.monotonic() - started
+        assert silent.accepted > 0
+    stderr = result.stderr
+    assert elapsed < SILENT_RUN_BOUND, f"{elapsed:.1f}s\n{stderr[-3000:]}"
+    assert result.returncode == 1, stderr[-3000:]
+    assert sorted(failed_lines(failed_path)) == sorted(list_file.read_text().splitlines())
+    assert f"Summary: {NEVER_ANSWERS_IMAGES} images: 0 signed" in stderr
+    down = [line for line in stderr.splitlines() if DOWN_LINE in line]
+    assert len(down) == 1 and f"registry {silent.host} " in down[0], stderr[-3000:]
+    if not skip_login:
+        login = [line for line in stderr.splitlines() if "login check" in line]
+        assert login and f"registry {silent.host} did not answer" in login[0], login
+        assert login[0].startswith("[WARN]")
+    timed_out = [line for line in stderr.splitlines() if "timed out after 5s" in line]
+    assert all(f"registry {silent.host} has not answered since" in line for line in timed_out)
+    print(f"FAULTS never-answers: elapsed={elapsed:.1f}s timed_out={len(timed_out)}")
 
 
 # -- sign validate under faults --------------------------------------------------------------

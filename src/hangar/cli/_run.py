@@ -102,15 +102,21 @@ def _scan_list(
     return total, registries
 
 
-async def ensure_logins(client, registries: dict[str, str], interrupts: Interrupts) -> None:
+async def ensure_logins(
+    client, registries: dict[str, str], interrupts: Interrupts, timeout: float | None = None
+) -> None:
     """Prompt for credentials where a registry needs them and none are stored (as the seed's
-    tool does); elsewhere warn once, and each image fails with a `hangar login` hint."""
-    from hangar.registry.errors import RegistryError
+    tool does); elsewhere warn once, and each image fails with a `hangar login` hint.
+    `timeout` (--timeout) bounds each registry's check."""
+    from hangar.registry.errors import RegistryError, RegistryTimeoutError
     from hangar.registry.logins import store_credentials
 
     for registry, repository in registries.items():
         try:
-            needs_login = await client.requires_credentials(registry, repository)
+            needs_login = await client.requires_credentials(registry, repository, timeout=timeout)
+        except RegistryTimeoutError as exc:
+            output.warn(f"login check skipped: {exc}")
+            continue
         except RegistryError as exc:
             # Unreachable, TLS, 5xx: every image of this registry fails with this error in the
             # run, lands in the failed file, and the other registries still get signed.
@@ -135,11 +141,16 @@ async def ensure_logins(client, registries: dict[str, str], interrupts: Interrup
 
 def registry_client(config: RunConfig, jobs: int | None = None) -> RegistryClient:
     """One pooled client for the whole run, sized for the number of workers."""
-    from hangar.registry.client import RegistryClient
+    from hangar.registry.client import DEFAULT_REQUEST_TIMEOUT, RegistryClient
 
     connections = (config.jobs if jobs is None else jobs) * 4
     return RegistryClient(
-        tls_verify=config.tls_verify, authfile=config.authfile, max_connections=connections
+        tls_verify=config.tls_verify,
+        authfile=config.authfile,
+        max_connections=connections,
+        # No request outlives the image it is for; outside images (login check, final
+        # check, tag lists) --timeout bounds each request too.
+        request_timeout=min(DEFAULT_REQUEST_TIMEOUT, config.timeout),
     )
 
 
@@ -179,6 +190,7 @@ async def run_list(
         verb=verb,
         total=total,
         interrupts=interrupts,
+        silence=client.silence if client is not None else None,
     )
     output.info(f"{verb} images of {prepared.source} with {jobs} worker(s)")
     return await Runner(worker, options).run(entries, finalize=finalize)

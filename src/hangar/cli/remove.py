@@ -115,7 +115,9 @@ async def _remove_run(options: RemoveOptions, prepared: ListRun, config: RemoveC
     jobs = config.jobs
     async with Interrupts() as interrupts, registry_client(config) as client:
         if not config.skip_login and not options.dry_run:
-            await interrupts.guard(ensure_logins(client, prepared.registries, interrupts))
+            await interrupts.guard(
+                ensure_logins(client, prepared.registries, interrupts, config.timeout)
+            )
         remover = Remover(client, options)
         # The final check's failures are failed lines too: they go to the failed file.
         summary = await run_list(

@@ -135,7 +135,9 @@ async def _sign_run(
     jobs = config.jobs
     async with Interrupts() as interrupts, registry_client(config) as client:
         if not config.skip_login:
-            await interrupts.guard(ensure_logins(client, prepared.registries, interrupts))
+            await interrupts.guard(
+                ensure_logins(client, prepared.registries, interrupts, config.timeout)
+            )
         signer = Signer(client, key, options)
         # The final check's losses are failed lines too: they go to the failed file.
         summary = await run_list(
