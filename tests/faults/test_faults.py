@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -45,6 +46,7 @@ from tests.support.cli import (
     sig_tag,
     sign_args,
 )
+from tests.support.errors_doc import documented
 from tests.support.faultproxy import (
     PLAIN_NOT_FOUND_BODY,
     UNKNOWN_NOT_FOUND_BODY,
@@ -701,6 +703,16 @@ DOWN_LINE = "has not answered any request since"
 DEFAULT_RETRIES = {"HANGAR_RETRY_BASE_DELAY": "0.5"}  # the default, whatever the caller's env
 
 
+def _run_specific(line: str) -> dict[str, str]:
+    """The clock time and the seconds of a `has not answered since` line, made stable."""
+    subs = {}
+    if clock := re.search(r"since (\d\d:\d\d:\d\d) UTC", line):
+        subs[clock.group(1)] = "HH:MM:SS"
+    if seconds := re.search(r"\((\d+s);", line):
+        subs[f"({seconds.group(1)};"] = "(Ns;"
+    return subs
+
+
 def _key1_on(bed: Bed, image: PushedImage) -> int:
     keys = layer_keys(bed.server, image.repository, image.digest, KEYS)
     assert "?" not in keys, (bed.line(image), keys)
@@ -737,6 +749,14 @@ def test_a_registry_killed_for_good_ends_the_run_in_seconds(make_bed: Callable[.
     assert len(down) == 1, down
     assert down[0].startswith("[ERRO]") and f"registry {bed.server.host} " in down[0], down
     assert re.search(r"since \d\d:\d\d:\d\d UTC", down[0]), down
+    documented("registry-down", 1, down[0], _run_specific(down[0]))
+    unconfirmed = [line for line in said if "the end-of-run check cannot confirm" in line]
+    assert len(unconfirmed) <= 1, unconfirmed
+    if unconfirmed:
+        count = re.search(r"confirm (\d+) signature", unconfirmed[0])
+        assert count is not None, unconfirmed
+        subs = {f"confirm {count.group(1)} signature": "confirm N signature"}
+        documented("final-check-registry-down", 1, unconfirmed[0], subs)
     # Images after the registry went down fail with no line of their own (said once).
     errors = [line for line in said if line.startswith("[ERRO]")]
     assert len(errors) < DEAD_IMAGES // 2, len(errors)
@@ -811,9 +831,77 @@ def test_a_registry_that_never_answers_ends_the_run_in_seconds(
         login = [line for line in stderr.splitlines() if "login check" in line]
         assert login and f"registry {silent.host} did not answer" in login[0], login
         assert login[0].startswith("[WARN]")
+        documented("registry-silent-login-check", 1, login[0], {})
+        documented("registry-silent-down", 1, down[0], _run_specific(down[0]))
     timed_out = [line for line in stderr.splitlines() if "timed out after 5s" in line]
+    assert timed_out
     assert all(f"registry {silent.host} has not answered since" in line for line in timed_out)
+    first = re.sub(r"\[IMG:\d+\] ", "[IMG:n] ", timed_out[0])
+    first = re.sub(r"/hung/app-\d+:", "/hung/app-N:", first)
+    documented("registry-silent-timeout", 1, first, _run_specific(first))
     print(f"FAULTS never-answers: elapsed={elapsed:.1f}s timed_out={len(timed_out)}")
+
+
+# -- the report and the summary count every signature written --------------------------------
+
+
+def _key1_signatures(bed: Bed) -> int:
+    return sum(sum(key1_counts(bed, image)) for image in bed.images)
+
+
+def _signed_in_report(bed: Bed) -> int:
+    records = json.loads(bed.report_path.read_text())["results"]
+    return sum(1 for r in records for d in r["digests"] if d.get("action") == "signed")
+
+
+@pytest.mark.parametrize("cut", ["second-ctrl-c", "timeout"])
+def test_lines_cut_short_keep_their_signatures_in_the_report_and_the_count(
+    make_bed: Callable[..., Bed], cut: str
+) -> None:
+    """Every image's platform signatures land, then the PUT of its index's is held (never sent
+    on): a second Ctrl-C abandons them, or --timeout ends them. Each line fails, and the report
+    and the summary count exactly the signatures the registry holds (they said 0)."""
+    bed = make_bed(count=4, presigned=0)
+    index_tags = "|".join(re.escape(sig_tag(image.digest)) for image in bed.images)
+    hold = bed.proxy.add_rule(Rule(method="PUT", path_regex=f"({index_tags})$", action="hold"))
+    extra = ("--timeout", "8s") if cut == "timeout" else ()
+    first_signed = threading.Event()
+    process, _ = bed.start(None, *extra, jobs=len(bed.images), **FAST_RETRIES)
+    lines = _watch_stderr(process, first_signed)
+    try:
+        if cut == "second-ctrl-c":
+            deadline = time.monotonic() + 60
+            while bed.proxy.hits(hold) < len(bed.images):  # every image waits on a PUT
+                assert time.monotonic() < deadline, "the images never reached the held PUT"
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            deadline = time.monotonic() + 30
+            while not any("no new images start" in line for line in lines):
+                assert time.monotonic() < deadline, "the first Ctrl-C was not seen"
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    time.sleep(0.1)  # let the reader drain the pipe
+    stderr = "".join(lines)
+    assert code == (130 if cut == "second-ctrl-c" else 1), stderr[-3000:]
+    records = json.loads(bed.report_path.read_text())["results"]
+    assert [r["status"] for r in records] == ["failed"] * len(bed.images)
+    reason = "abandoned: interrupted" if cut == "second-ctrl-c" else "timed out after 8s"
+    assert all(r["message"].startswith(reason) for r in records), records
+    held = _key1_signatures(bed)
+    if cut == "second-ctrl-c":
+        assert held == 2 * len(bed.images)  # the platforms' PUTs passed, the held ones never
+    assert held > 0
+    assert _signed_in_report(bed) == held
+    summary = json.loads(bed.report_path.read_text())["summary"]
+    assert summary["signatures"] == held
+    assert f"; {held} signatures written in " in stderr
+    with_note = [r for r in records if "signature(s) of it were written before" in r["message"]]
+    assert len(with_note) == sum(1 for r in records if r["digests"])
 
 
 # -- sign validate under faults --------------------------------------------------------------

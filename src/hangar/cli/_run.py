@@ -141,16 +141,11 @@ async def ensure_logins(
 
 def registry_client(config: RunConfig, jobs: int | None = None) -> RegistryClient:
     """One pooled client for the whole run, sized for the number of workers."""
-    from hangar.registry.client import DEFAULT_REQUEST_TIMEOUT, RegistryClient
+    from hangar.registry.client import RegistryClient
 
     connections = (config.jobs if jobs is None else jobs) * 4
     return RegistryClient(
-        tls_verify=config.tls_verify,
-        authfile=config.authfile,
-        max_connections=connections,
-        # No request outlives the image it is for; outside images (login check, final
-        # check, tag lists) --timeout bounds each request too.
-        request_timeout=min(DEFAULT_REQUEST_TIMEOUT, config.timeout),
+        tls_verify=config.tls_verify, authfile=config.authfile, max_connections=connections
     )
 
 

@@ -181,6 +181,10 @@ class Transport:
                     reason = describe(exc) if not isinstance(exc, TimeoutError) else "timeout"
                     if (down := health.no_answer(call.registry, sent, reason)) is not None:
                         raise down from exc
+                if _cancel_pending():
+                    # The image's --timeout (or an abandon) fired as aiohttp's own timeout
+                    # did, and aiohttp's TimeoutError swallowed it: a retry would outlive it.
+                    raise asyncio.CancelledError from exc
                 delay = budget.take() if call.retry and _transient(exc, first_contact) else None
                 if delay is None:
                     raise connection_error(
@@ -286,6 +290,11 @@ def _transient(exc: BaseException, first_contact: bool) -> bool:
     if isinstance(exc, aiohttp.ClientConnectorError):
         return not first_contact
     return isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError)
+
+
+def _cancel_pending() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _no_answer(exc: BaseException) -> bool:

@@ -52,7 +52,7 @@ from hangar.registry.retry import RetryPolicy, base_delay_from_env
 __all__ = ["Manifest", "RegistryClient"]
 
 DEFAULT_MAX_MANIFEST_SIZE = 4 * 1024 * 1024
-# Seconds one HTTP exchange may take, its body included (a run passes min(this, --timeout)).
+# Seconds one HTTP exchange may take, its body included (--timeout bounds a whole image).
 DEFAULT_REQUEST_TIMEOUT = 60.0
 REQUEST_COUNTS_ENV = "HANGAR_REQUEST_COUNTS"
 
