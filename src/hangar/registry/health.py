@@ -15,6 +15,7 @@ of the run does not wait for minutes on it. An answer, should one still come, li
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hangar import output
@@ -48,13 +49,20 @@ class _State:
 class RegistryHealth:
     """Answers and silences per registry, as the transport sees them."""
 
-    def __init__(self, down_after: float = DOWN_AFTER_MIN) -> None:
+    def __init__(
+        self,
+        down_after: float = DOWN_AFTER_MIN,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.down_after = down_after
+        self._clock, self._wall = clock, wall  # the tests' own clocks
         self._states: dict[str, _State] = {}
 
     def answered(self, registry: str) -> None:
         state = self._states.setdefault(registry, _State())
-        state.last_answer = time.monotonic()
+        state.last_answer = self._clock()
         state.silent_since = None
         if state.down is not None:
             output.info(f"registry {registry} answers again")
@@ -64,7 +72,7 @@ class RegistryHealth:
         """A request sent at `sent` (time.monotonic()) ended without an answer: the
         RegistryDownError when the registry has now been silent for `down_after`."""
         state = self._states.setdefault(registry, _State())
-        now = time.monotonic()
+        now = self._clock()
         state.reason = reason
         if state.silent_since is not None and now - state.last_silence > self.down_after:
             # Nothing failed for that long: no request was waiting (the run was busy with
@@ -75,7 +83,7 @@ class RegistryHealth:
             # An answer to another request after this one was sent shortens the silence.
             since = max(sent, state.last_answer or sent)
             state.silent_since = since
-            state.silent_since_wall = time.time() - (now - since)
+            state.silent_since_wall = self._wall() - (now - since)
         if state.down is None and now - state.silent_since >= self.down_after:
             state.down = _down_error(registry, state, now)
             # Said once, here; each line it fails carries it in the failed file and report.
