@@ -65,6 +65,8 @@ class ValidateRecord(TypedDict):
     passed: bool
     reason: str
     signatures: list[SignatureRecord]
+    # lines given by tag, platform manifests: would a pull by that tag be accepted
+    tag_pull_accepted: NotRequired[bool]
 
 
 class PolicySignatureRecord(TypedDict):

@@ -162,6 +162,7 @@ _APPROXIMATIONS = {
     "exact_repository": "--exact-repository",
     "accept_repository_identity": "--accept-repository-identity",
     "require_tag_identity": "--require-tag-identity",
+    "pull_by": "--pull-by",
     "require_index_signature": "--require-index-signature",
 }
 
@@ -173,6 +174,7 @@ class ValidateConfig(RunConfig):
     accept_repository_identity: bool
     require_tag_identity: bool
     require_index_signature: bool
+    pull_by: Literal["tag", "digest"]
     all_instances: bool
     policy: str | None
     registries_d: str | None
@@ -205,6 +207,7 @@ class ValidateConfig(RunConfig):
             exact_repository=flags["exact_repository"],
             accept_repository_identity=bool(flags["accept_repository_identity"]),
             require_tag_identity=bool(flags["require_tag_identity"]),
+            pull_by=flags["pull_by"] or "tag",
             require_index_signature=bool(flags["require_index_signature"]),
             all_instances=bool(flags["all_instances"]),
             policy=flags["policy"],
