@@ -440,6 +440,12 @@ def test_identity_modes_under_each_rule(modes: ModeImages, tmp_path: Path, rule:
     if rule in ("default", "pull-by-digest"):
         assert tag_pulls[("tag", "linux/amd64")] is True
         assert tag_pulls[("digest", "linux/amd64")] is False
+    names = {modes.name: "REGISTRY/modes/app"}
+    if rule == "default":
+        (line,) = [x for x in result.stderr.splitlines() if "a pull by tag" in x and "amd64" in x]
+        documented("validate-tag-pull-rejected", 1, line, names)
+    if rule == "pull-by-digest":
+        documented("validate-accepted-by-digest-only", 1, digest_only[0], names)
 
 
 def test_require_tag_identity_for_a_line_listed_by_digest(

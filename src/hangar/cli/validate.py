@@ -253,6 +253,9 @@ def _policy_context(config: ValidateConfig) -> PolicyContext | None:
         return None
     path = config.policy or default_policy_path()
     registries_d = config.registries_d or default_registries_d()
-    context = PolicyContext(load_policy(path), load_registries_d(registries_d))
+    policy = load_policy(path)
+    context = PolicyContext(policy, load_registries_d(registries_d))
     output.info(f"Policy {path}, registries.d {registries_d}")
+    for warning in policy.newer_fields:
+        output.warn(f"{path}: {warning}")
     return context
