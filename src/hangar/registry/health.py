@@ -88,11 +88,16 @@ class RegistryHealth:
             state.down = _down_error(registry, state, now)
             # Said once, here; each line it fails carries it in the failed file and report.
             output.error(str(state.down))
-        return state.down
+        return self.down(registry)
 
     def down(self, registry: str) -> RegistryDownError | None:
+        """A fresh error (each raise of one shared instance would grow its traceback, and keep
+        every frame it passed through alive, over a run of thousands of lines)."""
         state = self._states.get(registry)
-        return state.down if state is not None else None
+        if state is None or state.down is None:
+            return None
+        said = state.down
+        return RegistryDownError(said.message, registry=said.registry, hint=said.hint)
 
     def silence(self, registry: str) -> str | None:
         """`registry X has not answered since HH:MM:SS UTC (reason)` while it is silent."""
