@@ -12,6 +12,10 @@ class HangarError(Exception):
     """A failure the user can act on."""
 
     exit_code = 1
+    # True: one error fails many lines (a registry that went away) and was logged once when it
+    # happened; the runner logs it per line only under --debug (the failed file and the report
+    # still get every line, with this message).
+    said_once = False
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)

@@ -9,7 +9,8 @@ docs/report.schema.json: they never change within a schemaVersion.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NotRequired, TypedDict
 
@@ -64,6 +65,8 @@ class ValidateRecord(TypedDict):
     passed: bool
     reason: str
     signatures: list[SignatureRecord]
+    # lines given by tag, platform manifests: would a pull by that tag be accepted
+    tag_pull_accepted: NotRequired[bool]
 
 
 class PolicySignatureRecord(TypedDict):
@@ -112,3 +115,30 @@ class ImageResult:
     signatures: int = 0  # signatures written (sign) or removed, or verified digests (validate)
     details: Sequence[DigestRecord] = ()
     platforms: tuple[str, ...] = ()  # for "skipped": the platforms the image does have
+    said_once: bool = False  # the message was logged once for all the lines it fails
+
+
+@dataclass
+class LineProgress:
+    """What a line has done so far that stays done (a signature the registry holds), kept as
+    it happens: the runner reports it however the line ends, cut short by --timeout or a
+    second Ctrl-C included, so the report and the summary never say less than what was
+    written."""
+
+    details: list[DigestRecord] = field(default_factory=list)
+    signatures: int = 0
+
+
+_line_progress: ContextVar[LineProgress | None] = ContextVar("hangar_line_progress", default=None)
+
+
+def start_line() -> LineProgress:
+    """The runner, as a line starts (each job runs in its own task, so its own context)."""
+    progress = LineProgress()
+    _line_progress.set(progress)
+    return progress
+
+
+def line_progress() -> LineProgress:
+    """The current line's progress (a fresh one outside the runner)."""
+    return _line_progress.get() or LineProgress()

@@ -315,20 +315,40 @@ NO_TAG = (
     "no signature with the tag identity {name}:{case} (--require-tag-identity); "
     "signed as {signed}: podman/CRI-O reject a pull by tag"
 )
+# A line given by tag whose platform signatures name a digest: a pull by that tag is rejected.
+BY_TAG = (
+    "a pull by tag ({name}:{case}) is rejected: identity {signed} does not match {name}:{case} "
+    "(matchRepoDigestOrExact); only a pull by digest is accepted (--pull-by digest)"
+)
 PLATFORMS = ("linux/amd64", "linux/arm64")
 
 # flags -> for each image: None (PASS) or the reasons of its FAIL lines, per platform
 MODE_MATRIX: dict[str, tuple[list[str], dict[str, dict[str, str] | None]]] = {
     "default": (
         [],
+        {
+            "tag": None,
+            "digest": dict.fromkeys(PLATFORMS, BY_TAG),
+            "repository": dict.fromkeys(PLATFORMS, NAME_ONLY),
+        },
+    ),
+    "pull-by-digest": (
+        ["--pull-by", "digest"],
         {"tag": None, "digest": None, "repository": dict.fromkeys(PLATFORMS, NAME_ONLY)},
     ),
     "accept-repository-identity": (["--accept-repository-identity"], {}),
     "require-tag-identity": (
         ["--require-tag-identity"],
         {
-            "digest": dict.fromkeys(PLATFORMS, NO_TAG),
+            "digest": dict.fromkeys(PLATFORMS, BY_TAG),  # the pull by tag fails first
             "repository": dict.fromkeys(PLATFORMS, NAME_ONLY),  # the default rule fails first
+        },
+    ),
+    "pull-by-digest-and-require-tag": (
+        ["--pull-by", "digest", "--require-tag-identity"],
+        {
+            "digest": dict.fromkeys(PLATFORMS, NO_TAG),
+            "repository": dict.fromkeys(PLATFORMS, NAME_ONLY),
         },
     ),
     "accept-repository-and-require-tag": (
@@ -341,6 +361,7 @@ MODE_MATRIX: dict[str, tuple[list[str], dict[str, dict[str, str] | None]]] = {
     "require-index-signature": (
         ["--require-index-signature"],
         {
+            "digest": dict.fromkeys(PLATFORMS, BY_TAG),  # the index: cosign checks no identity
             "repository": dict.fromkeys((*PLATFORMS, "index"), NAME_ONLY),
             "no-index": {"index": "no signature"},
         },
@@ -407,6 +428,24 @@ def test_identity_modes_under_each_rule(modes: ModeImages, tmp_path: Path, rule:
     assert [r["status"] for r in records] == [
         "failed" if ref in failed_refs else "passed" for ref in refs
     ]
+    # Accepted by digest, rejected by tag: said in the log and the report, PASS or not.
+    digest_only = [line for line in result.stderr.splitlines() if "accepted by digest only" in line]
+    by_digest = "--pull-by" in flags and rule != "pull-by-digest-and-require-tag"
+    assert len(digest_only) == (len(PLATFORMS) if by_digest else 0), digest_only
+    tag_pulls = {
+        (record["image"].rsplit(":", 1)[1], digest["platform"]): digest.get("tag_pull_accepted")
+        for record in records
+        for digest in record["digests"]
+    }
+    if rule in ("default", "pull-by-digest"):
+        assert tag_pulls[("tag", "linux/amd64")] is True
+        assert tag_pulls[("digest", "linux/amd64")] is False
+    names = {modes.name: "REGISTRY/modes/app"}
+    if rule == "default":
+        (line,) = [x for x in result.stderr.splitlines() if "a pull by tag" in x and "amd64" in x]
+        documented("validate-tag-pull-rejected", 1, line, names)
+    if rule == "pull-by-digest":
+        documented("validate-accepted-by-digest-only", 1, digest_only[0], names)
 
 
 def test_require_tag_identity_for_a_line_listed_by_digest(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import http
 from tests.support.attachments import (
     MAX_SIGNATURE_BLOB,
     Layer,
@@ -434,8 +435,10 @@ def test_sign_policy_refuses_what_is_not_a_registry(isolated_home: Path, registr
 def test_unreadable_layer_rejects_only_where_podman_reads_signatures(
     registry_http: RegistryServer, isolated_home: Path, tmp_path: Path
 ) -> None:
-    # c/image reads the .sig attachment only for sigstoreSigned; then one layer it cannot read
-    # (here an in-toto statement over 4 MiB) rejects the image beside a valid signature.
+    # c/image reads the .sig attachment wherever registries.d turns attachments on: for
+    # sigstoreSigned, and when the pull copies the signatures (copy/sign.go sourceSignatures,
+    # whatever the policy). One layer it cannot read (here an in-toto statement over 4 MiB)
+    # then rejects the image beside a valid signature.
     image = push_image(registry_http, repo_name("unreadable"), "v1", kind="oci-manifest")
     ref = f"{registry_http.host}/{image.repository}:v1"
     good = signed_layer(payload(ref, image.digest))
@@ -463,5 +466,79 @@ def test_unreadable_layer_rejects_only_where_podman_reads_signatures(
         list_file, registry_http, isolated_home, tmp_path,
         "--policy", str(open_policy), "--registries-d", str(regs),
     )  # fmt: skip
+    assert code == 1
+    assert len(verdicts) == 2
+    for verdict in verdicts:
+        assert verdict.startswith(f"REJECTED: [{ref}] linux/amd64 {image.digest} pulled by")
+        assert f"layer 2/2 {big_digest} ({IN_TOTO}) cannot be read: exceeded maximum" in verdict
+        assert verdict.endswith("(podman/CRI-O fetch every signature layer as they pull)")
+    # Attachments off: podman reads no signature at all, and accepts anything.
+    off = registries_d(tmp_path / "registries-off.d", "docker: {}\n")
+    code, verdicts, _ = validate(
+        list_file, registry_http, isolated_home, tmp_path,
+        "--policy", str(open_policy), "--registries-d", str(off),
+    )  # fmt: skip
     assert code == 0
     assert verdicts == [f"ACCEPTED: [{ref}] linux/amd64 {image.digest}: pulled by tag, by digest"]
+
+
+def test_a_missing_layer_blob_fails_the_pull_under_a_scope_that_accepts_anything(
+    registry_http: RegistryServer, isolated_home: Path, tmp_path: Path
+) -> None:
+    """The pull copies the signatures after the policy check: a `.sig` layer whose blob the
+    registry lacks fails it ("blob unknown to registry") whatever the policy accepts."""
+    image = push_image(registry_http, repo_name("missing"), "v1", kind="oci-manifest")
+    ref = f"{registry_http.host}/{image.repository}:v1"
+    good = signed_layer(payload(ref, image.digest))
+    gone = Layer(in_toto_statement(1024), None, media_type=IN_TOTO)
+    push_attachment(registry_http, image.repository, image.digest, [good, gone])
+    http.delete_blob(registry_http, image.repository, gone.descriptor()["digest"])
+    regs = attachments_on(tmp_path / "registries.d", registry_http.host)
+    open_policy = write_policy(
+        tmp_path / "open.json", {registry_http.host: [{"type": "insecureAcceptAnything"}]}
+    )
+    report = tmp_path / "report.json"
+    code, verdicts, stderr = validate(
+        write_list(tmp_path / "list", ref), registry_http, isolated_home, tmp_path,
+        "--policy", str(open_policy), "--registries-d", str(regs), "--report", str(report),
+    )  # fmt: skip
+    assert code == 1, stderr
+    assert len(verdicts) == 2 and not any("ACCEPTED" in verdict for verdict in verdicts)
+    gone_digest = gone.descriptor()["digest"]
+    for verdict in verdicts:
+        assert verdict.startswith(f"REJECTED: [{ref}] linux/amd64 {image.digest} pulled by")
+        assert gone_digest in verdict
+    records = json.loads(report.read_text())["results"]
+    assert [d["verdict"] for d in records[0]["digests"]] == ["REJECTED", "REJECTED"]
+
+
+def test_a_policy_with_key_lists_warns_which_containers_image_refuses_it(
+    registry_http: RegistryServer, isolated_home: Path, tmp_path: Path
+) -> None:
+    """keyPaths (several keys in one requirement) came with containers/image 5.33.0: older
+    ones refuse the whole policy.json (5.29: Unknown key "keyPaths"). validate judges the
+    policy as the newer ones do, and says so."""
+    signed = push_and_sign(registry_http, isolated_home, tmp_path, "oci-manifest")
+    host = registry_http.host
+    requirement = {
+        "type": "sigstoreSigned",
+        "keyPaths": [str(KEY2_PUB), str(KEY1_PUB)],
+        "signedIdentity": {"type": "matchRepoDigestOrExact"},
+    }
+    policy = write_policy(tmp_path / "policy.json", {host: [requirement]})
+    regs = attachments_on(tmp_path / "registries.d", host)
+    code, verdicts, stderr = validate(
+        write_list(tmp_path / "list", signed.ref), registry_http, isolated_home, tmp_path,
+        "--policy", str(policy), "--registries-d", str(regs),
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert [verdict.split(":")[0] for verdict in verdicts] == ["ACCEPTED"]
+    warnings = [line for line in stderr.splitlines() if "keyPaths" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("[WARN]"), stderr
+    assert "containers/image accepts since 5.33.0" in warnings[0]
+    documented(
+        "policy-key-lists-need-containers-image-5.33",
+        0,
+        warnings[0],
+        {str(tmp_path): "TMP", host: "REGISTRY"},
+    )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from tests.faults import layer_keys, layer_snapshot, sign_targets
@@ -45,6 +47,7 @@ from tests.support.cli import (
     sig_tag,
     sign_args,
 )
+from tests.support.errors_doc import documented
 from tests.support.faultproxy import (
     PLAIN_NOT_FOUND_BODY,
     UNKNOWN_NOT_FOUND_BODY,
@@ -52,9 +55,12 @@ from tests.support.faultproxy import (
     Rule,
 )
 from tests.support.images import PushedImage, push_image
+from tests.support.paths import REPO
 from tests.support.registry import RegistryServer, write_auth_json
+from tests.support.silent import SilentListener
 
 MakeRegistry = Callable[..., RegistryServer]
+REPORT_SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
 
 FAST_RETRIES = {"HANGAR_RETRY_BASE_DELAY": "0.05"}
 # Backoff whose five retries span at least 0.7 * (1+2+4+8+16) / 2 = 10.85 s: longer than the
@@ -170,7 +176,8 @@ def home(isolated_home: Path) -> Path:
 def make_bed(
     make_registry: MakeRegistry, home: Path, tmp_path: Path
 ) -> Iterator[Callable[..., Bed]]:
-    """`make_bed(kind="http", count=8, presigned=3, one_repository=False, direct=False)`."""
+    """`make_bed("http", count=8, presigned=3, one_repository=False, direct=False,
+    image_kind=None)` (`image_kind`: every image of that kind, else indexes and lists)."""
     proxies: list[FaultProxy] = []
 
     def make(
@@ -179,6 +186,7 @@ def make_bed(
         presigned: int = PRESIGNED,
         one_repository: bool = False,
         direct: bool = False,
+        image_kind: str | None = None,
     ) -> Bed:
         server = make_registry(kind)
         proxy = FaultProxy.in_front_of(server).start()
@@ -189,7 +197,7 @@ def make_bed(
                 server,
                 f"{prefix}/app" if one_repository else f"{prefix}/app-{number}",
                 f"v{number}" if one_repository else "v1",
-                kind="docker-list" if number % 3 == 2 else "oci-index",
+                kind=image_kind or ("docker-list" if number % 3 == 2 else "oci-index"),
             )
             for number in range(count)
         ]
@@ -685,6 +693,220 @@ def test_upstream_down_for_ten_seconds_is_ridden_out_with_patient_backoff(
     expect_clean(bed, run)
     assert run.elapsed > began + OUTAGE_SECONDS
     stats("upstream-down", run, outage_at=f"{began:.1f}s", dropped=len(dropped))
+
+
+# -- a registry that dies, or never answers -------------------------------------------------
+
+DEAD_IMAGES = 150
+# The issue's bound: a run whose registry is killed for good ends within this long of the kill
+# (it went on for minutes: a retry budget per image, then minutes of end-of-run checks).
+DEAD_RUN_BOUND = 90.0
+# The one line hangar says when a registry has answered nothing for a while.
+DOWN_LINE = "has not answered any request since"
+DEFAULT_RETRIES = {"HANGAR_RETRY_BASE_DELAY": "0.5"}  # the default, whatever the caller's env
+
+
+def _run_specific(line: str) -> dict[str, str]:
+    """The clock time and the seconds of a `has not answered since` line, made stable."""
+    subs = {}
+    if clock := re.search(r"since (\d\d:\d\d:\d\d) UTC", line):
+        subs[clock.group(1)] = "HH:MM:SS"
+    if seconds := re.search(r"\((\d+s);", line):
+        subs[f"({seconds.group(1)};"] = "(Ns;"
+    return subs
+
+
+def _key1_on(bed: Bed, image: PushedImage) -> int:
+    keys = layer_keys(bed.server, image.repository, image.digest, KEYS)
+    assert "?" not in keys, (bed.line(image), keys)
+    return keys.count("key1")
+
+
+def test_a_registry_killed_for_good_ends_the_run_in_seconds(make_bed: Callable[..., Bed]) -> None:
+    """SIGKILL at the first signature, never back during the run; the default backoff. The run
+    ends within the bound with exit 1, says once which registry went silent and since when,
+    lists every line not signed (and every signature it could not confirm) in the failed
+    file, and counts in its summary the signatures the registry holds."""
+    bed = make_bed(
+        count=DEAD_IMAGES, presigned=0, one_repository=True, direct=True, image_kind="oci-manifest"
+    )
+    first_signed = threading.Event()
+    process, started = bed.start(None, jobs=2, **DEFAULT_RETRIES)
+    lines = _watch_stderr(process, first_signed)
+    try:
+        assert first_signed.wait(60), "no signature within 60 s"
+        bed.server.kill()
+        killed = time.monotonic()
+        code = process.wait(timeout=DEAD_RUN_BOUND + 30)
+        after_kill = time.monotonic() - killed
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    time.sleep(0.1)  # let the reader drain the pipe
+    run = Run(code, "".join(lines), time.monotonic() - started)
+    assert after_kill < DEAD_RUN_BOUND, f"{after_kill:.1f}s after the kill\n{run.tail()}"
+    assert run.code == 1, run.tail()
+    said = [line for line in run.stderr.splitlines() if not line.startswith("[DEBU]")]
+    down = [line for line in said if DOWN_LINE in line]
+    assert len(down) == 1, down
+    assert down[0].startswith("[ERRO]") and f"registry {bed.server.host} " in down[0], down
+    assert re.search(r"since \d\d:\d\d:\d\d UTC", down[0]), down
+    documented("registry-down", 1, down[0], _run_specific(down[0]))
+    # The lines signed before the kill: the end-of-run check cannot confirm them, at once.
+    (unconfirmed,) = [line for line in said if "the end-of-run check cannot confirm" in line]
+    count = re.search(r"confirm (\d+) signature", unconfirmed)
+    assert count is not None, unconfirmed
+    subs = {f"confirm {count.group(1)} signature": "confirm N signature"}
+    documented("final-check-registry-down", 1, unconfirmed, subs)
+    # Images after the registry went down fail with no line of their own (said once).
+    errors = [line for line in said if line.startswith("[ERRO]")]
+    assert len(errors) < DEAD_IMAGES // 2, len(errors)
+
+    bed.server.start()
+    failed = failed_lines(bed.failed_path)
+    assert len(failed) == len(set(failed))
+    report = json.loads(bed.report_path.read_text())
+    records = report["results"]
+    assert {record["image"] for record in records} == set(bed.lines)
+    jsonschema.Draft202012Validator(REPORT_SCHEMA).validate(report)
+    late = {entry["image"] for entry in report["lateFailures"]}
+    assert len(late) == int(count.group(1))
+    failed_in_report = {r["image"] for r in records if r["status"] == "failed"} | late
+    assert set(failed) == failed_in_report
+    assert report["summary"]["failed"] == len(failed)
+    held = 0
+    for image in bed.images:
+        count = _key1_on(bed, image)
+        assert count <= 1, bed.line(image)
+        held += count
+        if bed.line(image) not in failed:
+            assert count == 1, f"{bed.line(image)} is not in the failed file but not signed"
+    # What the summary counts is what the registry holds: a PUT cut by the kill may have
+    # landed unseen (at most one per job), but nothing written is left uncounted.
+    counted = report["summary"]["signatures"]
+    assert 0 < counted <= held <= counted + 2, (counted, held)
+    assert f"; {counted} signatures written in " in run.stderr
+    reported = sum(1 for r in records for d in r["digests"] if d.get("action") == "signed")
+    assert reported == counted
+
+    rerun = bed.sign(bed.failed_path)
+    assert rerun.code == 0, rerun.tail()
+    assert all(_key1_on(bed, image) == 1 for image in bed.images)
+    stats("registry-killed", run, after_kill=f"{after_kill:.1f}s", failed_lines=len(failed))
+
+
+NEVER_ANSWERS_IMAGES = 20
+# The issue's bound for a listener that never answers, with --timeout 5s.
+SILENT_RUN_BOUND = 45.0
+
+
+@pytest.mark.parametrize("skip_login", [False, True], ids=["login-check", "skip-login"])
+def test_a_registry_that_never_answers_ends_the_run_in_seconds(
+    isolated_home: Path, tmp_path: Path, skip_login: bool
+) -> None:
+    """A listener that accepts connections and never answers: the login check and first
+    contact are bounded by --timeout, and once the registry has been silent for a while the
+    images left fail at once; the messages name the registry."""
+    with SilentListener() as silent:
+        list_file = tmp_path / "list"
+        list_file.write_text(
+            "".join(f"{silent.host}/hung/app-{n}:v1\n" for n in range(NEVER_ANSWERS_IMAGES))
+        )
+        failed_path = tmp_path / "sign-failed.txt"
+        args = [
+            "sign", "-f", str(list_file), "-k", str(KEY1), "--sigstore-passphrase-file",
+            str(KEY1_PASS), "--tls-verify=false", "--timeout", "5s", "-j", "2",
+            "-o", str(failed_path),
+        ]  # fmt: skip
+        if skip_login:
+            args.append("--skip-login")
+        started = time.monotonic()
+        result = run_hangar(args, isolated_home, cwd=tmp_path, timeout=120, **DEFAULT_RETRIES)
+        elapsed = time.monotonic() - started
+        assert silent.accepted > 0
+    stderr = result.stderr
+    assert elapsed < SILENT_RUN_BOUND, f"{elapsed:.1f}s\n{stderr[-3000:]}"
+    assert result.returncode == 1, stderr[-3000:]
+    assert sorted(failed_lines(failed_path)) == sorted(list_file.read_text().splitlines())
+    assert f"Summary: {NEVER_ANSWERS_IMAGES} images: 0 signed" in stderr
+    down = [line for line in stderr.splitlines() if DOWN_LINE in line]
+    assert len(down) == 1 and f"registry {silent.host} " in down[0], stderr[-3000:]
+    if not skip_login:
+        login = [line for line in stderr.splitlines() if "login check" in line]
+        assert login and f"registry {silent.host} did not answer" in login[0], login
+        assert login[0].startswith("[WARN]")
+        documented("registry-silent-login-check", 1, login[0], {})
+        documented("registry-silent-down", 1, down[0], _run_specific(down[0]))
+    timed_out = [line for line in stderr.splitlines() if "timed out after 5s" in line]
+    assert timed_out
+    assert all(f"registry {silent.host} has not answered since" in line for line in timed_out)
+    first = re.sub(r"\[IMG:\d+\] ", "[IMG:n] ", timed_out[0])
+    first = re.sub(r"/hung/app-\d+:", "/hung/app-N:", first)
+    documented("registry-silent-timeout", 1, first, _run_specific(first))
+    print(f"FAULTS never-answers: elapsed={elapsed:.1f}s timed_out={len(timed_out)}")
+
+
+# -- the report and the summary count every signature written --------------------------------
+
+
+def _key1_signatures(bed: Bed) -> int:
+    return sum(sum(key1_counts(bed, image)) for image in bed.images)
+
+
+def _signed_in_report(bed: Bed) -> int:
+    records = json.loads(bed.report_path.read_text())["results"]
+    return sum(1 for r in records for d in r["digests"] if d.get("action") == "signed")
+
+
+@pytest.mark.parametrize("cut", ["second-ctrl-c", "timeout"])
+def test_lines_cut_short_keep_their_signatures_in_the_report_and_the_count(
+    make_bed: Callable[..., Bed], cut: str
+) -> None:
+    """Every image's platform signatures land, then the PUT of its index's is held (never sent
+    on): a second Ctrl-C abandons them, or --timeout ends them. Each line fails, and the report
+    and the summary count exactly the signatures the registry holds (they said 0)."""
+    bed = make_bed(count=4, presigned=0)
+    index_tags = "|".join(re.escape(sig_tag(image.digest)) for image in bed.images)
+    hold = bed.proxy.add_rule(Rule(method="PUT", path_regex=f"({index_tags})$", action="hold"))
+    extra = ("--timeout", "8s") if cut == "timeout" else ()
+    first_signed = threading.Event()
+    process, _ = bed.start(None, *extra, jobs=len(bed.images), **FAST_RETRIES)
+    lines = _watch_stderr(process, first_signed)
+    try:
+        if cut == "second-ctrl-c":
+            deadline = time.monotonic() + 60
+            while bed.proxy.hits(hold) < len(bed.images):  # every image waits on a PUT
+                assert time.monotonic() < deadline, "the images never reached the held PUT"
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            deadline = time.monotonic() + 30
+            while not any("no new images start" in line for line in lines):
+                assert time.monotonic() < deadline, "the first Ctrl-C was not seen"
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    time.sleep(0.1)  # let the reader drain the pipe
+    stderr = "".join(lines)
+    assert code == (130 if cut == "second-ctrl-c" else 1), stderr[-3000:]
+    records = json.loads(bed.report_path.read_text())["results"]
+    assert [r["status"] for r in records] == ["failed"] * len(bed.images)
+    reason = "abandoned: interrupted" if cut == "second-ctrl-c" else "timed out after 8s"
+    assert all(r["message"].startswith(reason) for r in records), records
+    held = _key1_signatures(bed)
+    if cut == "second-ctrl-c":
+        assert held == 2 * len(bed.images)  # the platforms' PUTs passed, the held ones never
+    assert held > 0
+    assert _signed_in_report(bed) == held
+    summary = json.loads(bed.report_path.read_text())["summary"]
+    assert summary["signatures"] == held
+    assert f"; {held} signatures written in " in stderr
+    with_note = [r for r in records if "signature(s) of it were written before" in r["message"]]
+    assert len(with_note) == sum(1 for r in records if r["digests"])
 
 
 # -- sign validate under faults --------------------------------------------------------------

@@ -628,3 +628,33 @@ def test_error_names_the_field_in_one_line() -> None:
     )
     assert "\n" not in str(caught.value)
     assert caught.value.exit_code == 2
+
+
+# -- fields older containers/image releases refuse ------------------------------------------
+
+
+def test_key_lists_are_named_with_the_release_that_introduced_them() -> None:
+    key = {"type": "sigstoreSigned", "signedIdentity": {"type": "matchRepoDigestOrExact"}}
+    document = {
+        "default": [{"type": "reject"}],
+        "transports": {
+            "docker": {
+                "registry.test/a": [{**key, "keyPaths": ["/k1.pub", "/k2.pub"]}],
+                "registry.test/b": [{**key, "keyDatas": ["AAAA"]}],
+                "registry.test/c": [{**key, "keyPath": "/k1.pub"}],
+            }
+        },
+    }
+    policy = parse_policy(json.dumps(document).encode())
+    assert [warning.split(",")[0] for warning in policy.newer_fields] == [
+        'transports."docker"."registry.test/a"[0] uses keyPaths',
+        'transports."docker"."registry.test/b"[0] uses keyDatas',
+    ]
+    first = policy.newer_fields[0]
+    assert "which containers/image accepts since 5.33.0" in first
+    assert 'older ones (5.29: Unknown key "keyPaths") refuse the whole policy.json' in first
+
+
+def test_a_policy_of_single_keys_has_nothing_to_warn_about() -> None:
+    document = {"default": [{"type": "sigstoreSigned", "keyPath": "/k.pub"}]}
+    assert parse_policy(json.dumps(document).encode()).newer_fields == ()

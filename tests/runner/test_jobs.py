@@ -15,7 +15,7 @@ from hangar import output
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
 from hangar.reference import parse_reference
-from hangar.results import ImageResult, Status
+from hangar.results import ImageResult, Status, line_progress
 from hangar.runner.files import FailedList, Report
 from hangar.runner.interrupts import Interrupts
 from hangar.runner.jobs import Runner, RunOptions
@@ -342,3 +342,63 @@ def test_a_runner_error_is_reported_once_and_every_file_is_finished(tmp_path: Pa
     document = report_of(report)
     assert document["summary"]["stoppedBy"] == "ValueError: a bug in the list reader"
     assert [p.name for p in sorted(tmp_path.iterdir())] == ["failed.txt", "report.json"]
+
+
+# -- what a line wrote is reported however it ends -------------------------------------------
+
+
+async def writes_then_hangs(item: ListEntry, number: int) -> ImageResult:
+    """Writes one signature (recorded as it lands, as Signer does), then hangs."""
+    progress = line_progress()
+    progress.details.append({"digest": "sha256:" + "a" * 64, "platform": "linux/amd64",
+                             "identity": item.text, "action": "signed"})  # fmt: skip
+    progress.signatures += 1
+    if "signal" in item.text:
+        signal.raise_signal(signal.SIGINT)
+        await asyncio.sleep(0.05)
+        signal.raise_signal(signal.SIGINT)
+    await asyncio.sleep(10)
+    return ImageResult(Status.SIGNED, "", 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("a/hang:v1", "timed out after 0.3s (--timeout)"), ("a/signal:v1", "abandoned: interrupted")],
+)
+def test_a_line_cut_short_keeps_what_it_wrote_in_the_report_and_the_count(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    report = tmp_path / "report.json"
+    runner = Runner(writes_then_hangs, options(tmp_path, report, jobs=1, timeout=0.3))
+    summary = asyncio.run(asyncio.wait_for(runner.run([entry(1, text)]), 5))
+    assert summary.counts == {"failed": 1}
+    assert summary.signatures == 1
+    document = report_of(report)
+    (result,) = document["results"]
+    assert result["status"] == "failed"
+    assert result["message"].startswith(message)
+    assert "1 signature(s) of it were written before" in result["message"]
+    assert [d["action"] for d in result["digests"]] == ["signed"]
+    assert document["summary"]["signatures"] == 1
+
+
+def test_late_failures_are_named_in_the_report_and_their_records_kept(tmp_path: Path) -> None:
+    async def finalize() -> list[str]:
+        return ["a/ok:v2"]
+
+    report = tmp_path / "report.json"
+    runner = Runner(worker, options(tmp_path, report))
+    summary = asyncio.run(runner.run([entry(1, "a/ok:v1"), entry(2, "a/ok:v2")], finalize=finalize))
+    assert summary.counts == {"signed": 1, "failed": 1}
+    assert summary.signatures == 4  # what was written stays counted
+    document = report_of(report)
+    assert [r["status"] for r in document["results"]] == ["signed", "signed"]
+    assert [late["image"] for late in document["lateFailures"]] == ["a/ok:v2"]
+    assert document["summary"]["failed"] == 1
+    assert document["summary"]["signatures"] == 4
+
+
+def test_a_report_without_late_failures_has_no_such_key(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    asyncio.run(Runner(worker, options(tmp_path, report)).run([entry(1, "a/ok:v1")]))
+    assert "lateFailures" not in report_of(report)

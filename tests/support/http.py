@@ -209,6 +209,12 @@ def delete_manifest(server: RegistryServer, repo: str, digest: str) -> None:
     _expect(request(server, "DELETE", path), "DELETE", path, 202)
 
 
+def delete_blob(server: RegistryServer, repo: str, digest: str) -> None:
+    """Unlink a blob from the repository (deletes enabled): its GET then answers 404."""
+    path = f"/v2/{repo}/blobs/{digest}"
+    _expect(request(server, "DELETE", path), "DELETE", path, 202)
+
+
 def blob_exists(server: RegistryServer, repo: str, digest: str) -> bool:
     path = f"/v2/{repo}/blobs/{digest}"
     response = request(server, "HEAD", path)

@@ -42,7 +42,8 @@ def remove(config: RemoveConfig, *, prompt: CredentialsPrompt | None = None) -> 
         async def work(client: RegistryClient, interrupts: Interrupts) -> Summary:
             if not config.skip_login and not options.dry_run:
                 registries = prepared.entries.registries
-                await interrupts.guard(ensure_logins(client, registries, interrupts, prompt))
+                login = ensure_logins(client, registries, interrupts, prompt, config.timeout)
+                await interrupts.guard(login)
             remover = Remover(client, options)
             # The final check's failures are failed lines too: they go to the failed file.
             return await run_list(

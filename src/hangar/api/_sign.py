@@ -67,7 +67,8 @@ async def _sign_run(
     async def work(client: RegistryClient, interrupts: Interrupts) -> Summary:
         if not config.skip_login:
             registries = prepared.entries.registries
-            await interrupts.guard(ensure_logins(client, registries, interrupts, prompt))
+            login = ensure_logins(client, registries, interrupts, prompt, config.timeout)
+            await interrupts.guard(login)
         signer = Signer(client, key, options)
         # The final check's losses are failed lines too: they go to the failed file.
         return await run_list(

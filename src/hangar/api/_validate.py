@@ -58,6 +58,7 @@ def validate(config: ValidateConfig) -> ValidateResult:
             exact_repository=config.exact_repository,
             accept_repository_identity=config.accept_repository_identity,
             require_tag_identity=config.require_tag_identity,
+            pull_by=config.pull_by or "tag",
             require_index_signature=config.require_index_signature,
             all_instances=config.all_instances,
         )
@@ -157,6 +158,9 @@ def _policy_context(config: ValidateConfig) -> PolicyContext | None:
         return None
     path = config.policy or default_policy_path()
     registries_d = config.registries_d or default_registries_d()
-    context = PolicyContext(load_policy(path), load_registries_d(registries_d))
+    policy = load_policy(path)
+    context = PolicyContext(policy, load_registries_d(registries_d))
     output.info(f"Policy {path}, registries.d {registries_d}")
+    for warning in policy.newer_fields:
+        output.warn(f"{path}: {warning}")
     return context

@@ -149,6 +149,7 @@ _APPROXIMATIONS = {
     "exact_repository": "--exact-repository",
     "accept_repository_identity": "--accept-repository-identity",
     "require_tag_identity": "--require-tag-identity",
+    "pull_by": "--pull-by",
     "require_index_signature": "--require-index-signature",
 }
 
@@ -163,6 +164,7 @@ class ValidateConfig(RunConfig):
     accept_repository_identity: bool = False
     require_tag_identity: bool = False
     require_index_signature: bool = False
+    pull_by: Literal["tag", "digest"] | None = None  # None: tag (which pulls a PASS promises)
     all_instances: bool = False
     policy: str | None = None
     registries_d: str | None = None

@@ -111,15 +111,20 @@ async def ensure_logins(
     registries: dict[str, str],
     interrupts: Interrupts,
     prompt: CredentialsPrompt | None,
+    timeout: float | None = None,
 ) -> None:
     """Ask for credentials where a registry needs them and none are stored (as the seed's
-    tool does); elsewhere warn once, and each image fails with a `hangar login` hint."""
-    from hangar.registry.errors import RegistryError
+    tool does); elsewhere warn once, and each image fails with a `hangar login` hint.
+    `timeout` (--timeout) bounds each registry's check."""
+    from hangar.registry.errors import RegistryError, RegistryTimeoutError
     from hangar.registry.logins import store_credentials
 
     for registry, repository in registries.items():
         try:
-            needs_login = await client.requires_credentials(registry, repository)
+            needs_login = await client.requires_credentials(registry, repository, timeout=timeout)
+        except RegistryTimeoutError as exc:
+            output.warn(f"login check skipped: {exc}")
+            continue
         except RegistryError as exc:
             # Unreachable, TLS, 5xx: every image of this registry fails with this error in the
             # run, lands in the failed file, and the other registries still get signed.
@@ -185,6 +190,7 @@ async def run_list(
         verb=verb,
         total=total,
         interrupts=interrupts,
+        silence=client.silence if client is not None else None,
     )
     output.info(f"{verb} images of {prepared.source} with {jobs} worker(s)")
     return await Runner(worker, options).run(entries, finalize=finalize)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from hangar import output
@@ -16,6 +17,7 @@ from hangar.attachments.merge import Change, TagMerger
 from hangar.errors import HangarError
 from hangar.registry.errors import (
     AuthenticationError,
+    RegistryDownError,
     RegistryError,
     RegistryTimeoutError,
     ServerError,
@@ -85,6 +87,8 @@ class FinalCheck:
             )
             pairs = list(zip(items, outcomes, strict=True))
             lost += [item.line for item, outcome in pairs if outcome == "lost"]
+            lost += _gone(pairs)
+            pairs = [(item, outcome) for item, outcome in pairs if outcome != "gone"]
             rewritten += [item for item, outcome in pairs if outcome == "rewritten"]
             items = [item for item, outcome in pairs if isinstance(outcome, RegistryError)]
             attempt += 1
@@ -112,7 +116,7 @@ class FinalCheck:
 
     async def _confirm_one(
         self, item: Change, *, rewrite: bool
-    ) -> Literal["ok", "rewritten", "lost"] | RegistryError:
+    ) -> Literal["ok", "rewritten", "lost", "gone"] | RegistryError:
         """The item's verdict, or the error of a registry that could not answer (to retry)."""
         writes = item.writes
         async with self.gate:
@@ -126,6 +130,8 @@ class FinalCheck:
                         await self.merger.merge(item)
                     elif not await self._still_there(item):
                         raise item.undone(CONFIRM_ROUNDS)
+            except RegistryDownError:
+                return "gone"  # no answer for long: nothing to wait for (registry/health.py)
             except _UNAVAILABLE as exc:
                 return exc
             except HangarError as exc:  # a registry error too: the change is not confirmed
@@ -137,3 +143,16 @@ class FinalCheck:
         read = await self.merger.read(item.sig_ref)
         attachment = parse_attachment(read.manifest.data) if read.manifest else None
         return await item.in_place(read, attachment, first=False)
+
+
+def _gone(pairs: Sequence[tuple[Change, object]]) -> list[str]:
+    """The lines of changes on registries that stopped answering: lost at once, said once
+    per registry (the registry's going down was logged when it happened)."""
+    gone = [item for item, outcome in pairs if outcome == "gone"]
+    what = gone[0].what if gone else ""
+    for registry, count in Counter(item.sig_ref.registry for item in gone).items():
+        output.error(
+            f"the end-of-run check cannot confirm {count} {what}(s) written to registry "
+            f"{registry}, which stopped answering: their lines are in the failed file"
+        )
+    return [item.line for item in gone]

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -96,17 +96,26 @@ class AttachmentWriter(TagMerger):
     # -- writing -----------------------------------------------------------------------------
 
     async def write(
-        self, sig_ref: Reference, digest: str, identity: str, new: NewSignature, line: str = ""
+        self,
+        sig_ref: Reference,
+        digest: str,
+        identity: str,
+        new: NewSignature,
+        line: str = "",
+        *,
+        landed: Callable[[], None] | None = None,
     ) -> Outcome:
         """Add `new` (a signature of `digest` as `identity`) to the tag `sig_ref`, unless this
-        key signed it already (never with `force`). HangarError when it cannot be written."""
+        key signed it already (never with `force`). HangarError when it cannot be written.
+        `landed` is called the moment the registry holds it, before anything else is awaited:
+        whatever happens to the caller afterwards (cancelled, timed out), it was told."""
         item = Written(sig_ref, digest, identity, new, line)
         async with self.locks.hold(item.lock_key):
-            outcome = await self._write(item)
+            outcome = await self._write(item, landed)
         self._outcomes[outcome] += 1
         return outcome
 
-    async def _write(self, item: Written) -> Outcome:
+    async def _write(self, item: Written, landed: Callable[[], None] | None = None) -> Outcome:
         # Uploads that do not depend on the tag start beside its read (see _speculate).
         payload: asyncio.Future[str] | None = None
         fresh_config: asyncio.Future[str] | None = None
@@ -136,6 +145,12 @@ class AttachmentWriter(TagMerger):
                         raise missing from None
                     raise
                 outcome = "signed" if merged is not None else "already-signed"
+                if merged is not None:
+                    # Journaled at once: cancelled from here on, the final check still
+                    # confirms it and the report still has it.
+                    self.journal.append(item)
+                    if landed is not None:
+                        landed()
         except BaseException:
             for task in (payload, fresh_config):
                 if task is not None:
@@ -144,8 +159,6 @@ class AttachmentWriter(TagMerger):
         for task in (payload, fresh_config):
             if task is not None:
                 await _settle_task(task)  # an unneeded upload may fail: it changes nothing
-        if outcome == "signed":
-            self.journal.append(item)
         return outcome
 
     async def apply(self, change: Change) -> bool:

@@ -66,6 +66,7 @@ def validate_config(flags: Mapping[str, Any]) -> ValidateConfig:
         exact_repository=flags["exact_repository"],
         accept_repository_identity=bool(flags["accept_repository_identity"]),
         require_tag_identity=bool(flags["require_tag_identity"]),
+        pull_by=flags["pull_by"],
         require_index_signature=bool(flags["require_index_signature"]),
         all_instances=bool(flags["all_instances"]),
         policy=flags["policy"],

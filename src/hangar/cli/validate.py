@@ -59,6 +59,14 @@ hangar sign validate \\
     "(what podman/CRI-O need to pull by tag under the default policy)",
 )
 @click.option(
+    "--pull-by",
+    type=click.Choice(["tag", "digest"]),
+    default=None,
+    help="which pull of a line given by tag a PASS promises: tag (the default: podman pull "
+    "IMAGE:TAG, which checks each platform manifest's signatures against the tag) or digest "
+    "(only a pull by digest; a tag pull they would reject is then a warning)",
+)
+@click.option(
     "--require-index-signature/--no-require-index-signature",
     default=False,
     help="a multi-arch image's index must be signed too (what `cosign verify --key` needs "

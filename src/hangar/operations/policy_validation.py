@@ -4,8 +4,10 @@ user's own policy.json and registries.d (hangar.policy), without pulling anythin
 Each image is evaluated as pulled by tag (when listed by tag) and by digest, for each platform
 manifest that --os/--arch select (or every instance with --all-instances, as `copy --all`):
 c/image checks the signatures of the platform manifest it picked, against the reference the
-user pulled. The `.sig` attachment is read once per digest, and only when a sigstoreSigned
-requirement will look at it (c/image reads nothing for insecureAcceptAnything or reject).
+user pulled. The `.sig` attachment is read once per digest, when a sigstoreSigned requirement
+will look at it or registries.d turns attachments on for the pull: a pull copies the
+signatures with the image, fetching every layer whatever the policy, so a layer that cannot be
+fetched fails it even under insecureAcceptAnything.
 """
 
 from __future__ import annotations
@@ -93,13 +95,17 @@ class PolicyValidator(Validator):
 
     async def _judge(self, ref: Reference, target: Target, pulls: list[Pull]) -> list[PullVerdict]:
         scoped = [(pull, *self.context.requirements_for(pull.reference)) for pull in pulls]
+        registries = self.context.registries
+        copied = [registries.use_sigstore_attachments(pull.reference) for pull in pulls]
         signatures = None
-        if any(needs_signatures(requirements) for _, _, requirements in scoped):
+        if any(copied) or any(needs_signatures(reqs) for _, _, reqs in scoped):
             signatures = await self._signatures(ref, target.digest)
         results = []
-        for pull, scope, requirements in scoped:
+        for (pull, scope, requirements), reads in zip(scoped, copied, strict=True):
             seen = self._as_seen_by_podman(ref, pull, signatures)
             verdict = evaluate(requirements, pull.reference, target.digest, seen, self.context.keys)
+            if reads and signatures is not None and signatures.unreadable is not None:
+                verdict = _copy_fails(verdict, signatures.unreadable)
             results.append(PullVerdict(target, pull, scope, verdict))
         return results
 
@@ -119,6 +125,15 @@ class PolicyValidator(Validator):
         if blobs is None:
             return Signatures()
         return Signatures([(b.layer, b.data) for b in blobs], unreadable=unreadable_reason(blobs))
+
+
+def _copy_fails(verdict: Verdict, unreadable: str) -> Verdict:
+    """The pull copies the signatures it reads: one layer that cannot be fetched fails it,
+    whatever the policy said (c/image's copySignatures, after the policy check)."""
+    if verdict.status == REJECTED:
+        return verdict  # the policy's own reason comes first, as in c/image
+    reason = f"{unreadable} (podman/CRI-O fetch every signature layer as they pull)"
+    return Verdict(REJECTED, reason, verdict.layers)
 
 
 def _failed(group: list[PullVerdict]) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -24,7 +25,7 @@ from hangar.operations.targets import (
 )
 from hangar.reference import Reference
 from hangar.registry.client import RegistryClient
-from hangar.results import ImageResult, SignRecord, Status
+from hangar.results import ImageResult, SignRecord, Status, line_progress
 from hangar.sigstore.attachment import NewSignature, signature_tag
 from hangar.sigstore.keys import SigningKey
 from hangar.sigstore.payload import build_payload
@@ -98,8 +99,9 @@ class Signer:
         """Sign the targets one after the other (each signature's own requests overlap; the
         images of a run do too, -j at a time)."""
         line = _current_line.get()
-        details: list[SignRecord] = []
-        written = 0
+        # Records go in as each digest is done (a signature the moment the registry holds
+        # it): a line cut short (--timeout, a second Ctrl-C) is reported with them.
+        progress = line_progress()
         errors: list[str] = []
         for target in targets:
             identity = identity_for(ref, target.digest, self.options.identity_mode)
@@ -108,27 +110,36 @@ class Signer:
                 "platform": target.label,
                 "identity": identity,
             }
+
+            def landed(record: SignRecord = record) -> None:
+                record["action"] = "signed"
+                progress.details.append(record)
+                progress.signatures += 1
+
             try:
-                outcome = await self._sign_target(ref, target, line)
+                outcome = await self._sign_target(ref, target, line, landed)
             except HangarError as exc:
                 record["action"], record["error"] = "failed", str(exc)
                 errors.append(f"{target.label} {target.digest}: {exc}")
             else:
-                record["action"] = outcome
-                written += outcome == "signed"
                 verb = "Signed" if outcome == "signed" else "Already signed"
                 output.info(f"{verb} [{ref.name}@{target.digest}] ({target.label})", image=number)
-            details.append(record)
+            if record.get("action") != "signed":
+                record.setdefault("action", "already-signed")
+                progress.details.append(record)
+        details, written = list(progress.details), progress.signatures
         if errors:
             return ImageResult(Status.FAILED, "; ".join(errors), written, details)
         status = Status.SIGNED if written else Status.ALREADY_SIGNED
         return ImageResult(status, "", written, details)
 
-    async def _sign_target(self, ref: Reference, target: Target, line: str) -> Outcome:
+    async def _sign_target(
+        self, ref: Reference, target: Target, line: str, landed: Callable[[], None]
+    ) -> Outcome:
         identity = identity_for(ref, target.digest, self.options.identity_mode)
         sig_ref = ref.with_tag(signature_tag(target.digest))
         new = await self._new_signature(identity, target.digest)
-        return await self.writer.write(sig_ref, target.digest, identity, new, line)
+        return await self.writer.write(sig_ref, target.digest, identity, new, line, landed=landed)
 
     async def _new_signature(self, identity: str, digest: str) -> NewSignature:
         payload = build_payload(identity, digest, creator=CREATOR, timestamp=int(time.time()))

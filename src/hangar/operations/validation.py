@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Literal
 
 from hangar import output
 from hangar.attachments.blobs import LayerBlob, fetch_layer_blobs, unreadable_reason
@@ -36,6 +37,8 @@ from hangar.sigstore.identity import (
 from hangar.sigstore.keys import PublicKey
 from hangar.sigstore.verify import LayerVerdict, verify_layers
 
+PullBy = Literal["tag", "digest"]
+
 
 @dataclass(frozen=True)
 class ValidateOptions:
@@ -46,6 +49,9 @@ class ValidateOptions:
     require_tag_identity: bool = False
     require_index_signature: bool = False
     all_instances: bool = False  # every instance of an index, as `copy --all` checks them
+    # Which pull of a line given by tag a PASS promises: "tag" (podman pull IMAGE:TAG, what
+    # users do) or "digest" (only a pull by digest; a tag pull it would reject is a warning).
+    pull_by: PullBy = "tag"
 
     def rule(self) -> IdentityRule:
         if self.exact_repository:
@@ -65,6 +71,7 @@ class DigestCheck:
     passed: bool
     reason: str
     verdicts: list[LayerVerdict]
+    tag_pull: bool | None = None  # would a pull by the line's tag be accepted (None: n/a)
 
 
 class Validator:
@@ -140,9 +147,43 @@ class Validator:
             return DigestCheck(target, False, broken, verdicts)
         if not any(verdict.accepted for verdict in verdicts):
             return DigestCheck(target, False, _summarize(verdicts), verdicts)
+        by_tag = self._tag_pull(ref, target, layers)
+        check = DigestCheck(target, True, "accepted", verdicts)
+        if by_tag is not None:
+            check.tag_pull = any(verdict.accepted for verdict in by_tag)
+            if not check.tag_pull:
+                check = self._digest_only(ref, target, by_tag, verdicts)
+                if not check.passed:
+                    return check
         if self.options.require_tag_identity and not target.is_index:
             return self._check_tag_identity(ref, target, layers, verdicts)
-        return DigestCheck(target, True, "accepted", verdicts)
+        if check.tag_pull is False:  # a PASS with --pull-by digest: say what it does not cover
+            output.warn(f"[{ref}] {target.label} {target.digest}: {check.reason}")
+        return check
+
+    def _tag_pull(self, ref: Reference, target: Target, layers: list) -> list[LayerVerdict] | None:
+        """The verdicts of a pull by the line's tag under the same rule (c/image checks the
+        platform manifest it picks against the tag it was asked for); None for a line given
+        by digest, and for the index (a pull by tag never consults its signatures)."""
+        if not ref.tag or ref.digest or target.is_index:
+            return None
+        tagged = f"{ref.name}:{ref.tag}"
+        return verify_layers(target.digest, layers, self.keys, self.rule, image_reference=tagged)
+
+    def _digest_only(
+        self,
+        ref: Reference,
+        target: Target,
+        by_tag: list[LayerVerdict],
+        verdicts: list[LayerVerdict],
+    ) -> DigestCheck:
+        """Accepted when pulled by digest, rejected when pulled by its tag: a FAIL unless
+        --pull-by digest, then a PASS with a warning; either way the log and report say so."""
+        why = f"a pull by tag ({ref.name}:{ref.tag}) is rejected: {_summarize(by_tag)}"
+        if self.options.pull_by == "tag":
+            reason = f"{why}; only a pull by digest is accepted (--pull-by digest)"
+            return DigestCheck(target, False, reason, verdicts, tag_pull=False)
+        return DigestCheck(target, True, f"accepted by digest only ({why})", verdicts, False)
 
     def _check_tag_identity(
         self, ref: Reference, target: Target, layers: list, verdicts: list[LayerVerdict]
@@ -156,7 +197,7 @@ class Validator:
             target.digest, layers, self.keys, match_exact, image_reference=tagged
         )
         if any(verdict.accepted for verdict in by_tag):
-            return DigestCheck(target, True, "accepted", verdicts)
+            return DigestCheck(target, True, "accepted", verdicts, tag_pull=True)
         identities = sorted({v.identity for v in verdicts if v.accepted and v.identity})
         return DigestCheck(
             target,
@@ -180,6 +221,12 @@ class Validator:
         return await fetch_layer_blobs(self.client, ref, attachment)
 
     def _record(self, check: DigestCheck) -> ValidateRecord:
+        record = self._verdicts_record(check)
+        if check.tag_pull is not None:
+            record["tag_pull_accepted"] = check.tag_pull
+        return record
+
+    def _verdicts_record(self, check: DigestCheck) -> ValidateRecord:
         return {
             "digest": check.target.digest,
             "platform": check.target.label,

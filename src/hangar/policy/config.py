@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from hangar.policy._json import (
     string_field,
     strings_field,
 )
+from hangar.policy.compat import newer_fields
 from hangar.policy.requirements import (
     InsecureAcceptAnything,
     Reject,
@@ -65,6 +66,9 @@ class Policy:
     # transport name -> scope -> requirements; only "docker" is evaluated by hangar.
     transports: dict[str, dict[str, tuple[Requirement, ...]]] = field(default_factory=dict)
 
+    # Fields older containers/image releases refuse, with where they are (policy/compat.py).
+    newer_fields: tuple[str, ...] = ()
+
     @property
     def docker(self) -> dict[str, tuple[Requirement, ...]] | None:
         return self.transports.get("docker")
@@ -88,9 +92,10 @@ def parse_policy(data: bytes, *, source: str = "policy.json") -> Policy:
     except (ValueError, UnicodeDecodeError) as exc:
         raise _policy_error(source, f"not valid JSON: {exc}") from None
     try:
-        return _policy(document)
+        policy = _policy(document)
     except Invalid as exc:
         raise _policy_error(source, str(exc)) from None
+    return replace(policy, newer_fields=tuple(newer_fields(document)))
 
 
 def _policy_error(source: str, why: str) -> PolicyError:

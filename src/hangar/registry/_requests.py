@@ -7,6 +7,7 @@ from hangar.registry._auth import Authenticator
 from hangar.registry._endpoints import Endpoints
 from hangar.registry._transport import BodyTooLarge, Call, Endpoint, Response, Transport
 from hangar.registry.errors import RegistryError, TooLargeError
+from hangar.registry.health import RegistryHealth, down_after_for
 from hangar.registry.retry import RetryBudget, RetryPolicy
 
 
@@ -24,7 +25,10 @@ class Requester:
     ) -> None:
         self.policy = policy
         self.transport = Transport(
-            tls_verify=tls_verify, max_connections=max_connections, request_timeout=request_timeout
+            tls_verify=tls_verify,
+            max_connections=max_connections,
+            request_timeout=request_timeout,
+            health=RegistryHealth(down_after_for(policy)),
         )
         self.endpoints = Endpoints(self.transport, self.budget, tls_verify=tls_verify)
         self.auth = Authenticator(self.transport, self.budget, authfile=authfile)

@@ -30,6 +30,7 @@ from hangar.registry.errors import (
     connection_error,
     describe,
 )
+from hangar.registry.health import RegistryHealth
 from hangar.registry.retry import RetryBudget, parse_retry_after, retryable_status
 
 ERROR_BODY_LIMIT = 64 * 1024
@@ -98,8 +99,16 @@ class BodyTooLarge(Exception):
 class Transport:
     """One aiohttp session (one keep-alive pool) for every registry of a run."""
 
-    def __init__(self, *, tls_verify: bool, max_connections: int, request_timeout: float) -> None:
+    def __init__(
+        self,
+        *,
+        tls_verify: bool,
+        max_connections: int,
+        request_timeout: float,
+        health: RegistryHealth | None = None,
+    ) -> None:
         self.tls_verify = tls_verify
+        self.health = health or RegistryHealth()
         self.max_connections = max_connections
         self.request_timeout = request_timeout
         self._session: aiohttp.ClientSession | None = None
@@ -153,11 +162,29 @@ class Transport:
     ) -> Response:
         """`send` until it gives an answer worth keeping, spending `budget` on the retries.
         A connection failure left when the budget is spent is raised as a RegistryError; a
-        retryable status is returned (with how many attempts it took) for the caller to map."""
+        retryable status is returned (with how many attempts it took) for the caller to map.
+        A registry silent for too long (see registry/health.py) ends it with RegistryDownError.
+        """
+        health = self.health
         while True:
+            if (down := health.down(call.registry)) is not None:
+                raise down
+            sent = time.monotonic()
             try:
                 response = await send()
+            except asyncio.CancelledError:
+                # Cancelled while waiting (--timeout, an abandon): no answer came either.
+                health.no_answer(call.registry, sent, "no answer before --timeout")
+                raise
             except (aiohttp.ClientError, TimeoutError) as exc:
+                if _no_answer(exc):
+                    reason = describe(exc) if not isinstance(exc, TimeoutError) else "timeout"
+                    if (down := health.no_answer(call.registry, sent, reason)) is not None:
+                        raise down from exc
+                if _cancel_pending():
+                    # The image's --timeout (or an abandon) fired as aiohttp's own timeout
+                    # did, and aiohttp's TimeoutError swallowed it: a retry would outlive it.
+                    raise asyncio.CancelledError from exc
                 delay = budget.take() if call.retry and _transient(exc, first_contact) else None
                 if delay is None:
                     raise connection_error(
@@ -166,6 +193,7 @@ class Transport:
                 output.debug(f"{call.method} {host}: {describe(exc)}; retry in {delay:.2f}s")
                 await asyncio.sleep(delay)
                 continue
+            health.answered(call.registry)
             if call.retry and retryable_status(response.status):
                 wait = parse_retry_after(response.headers.get("Retry-After"))
                 delay = budget.take(wait)
@@ -261,6 +289,23 @@ def _transient(exc: BaseException, first_contact: bool) -> bool:
         return True
     if isinstance(exc, aiohttp.ClientConnectorError):
         return not first_contact
+    return isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError)
+
+
+def _cancel_pending() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _no_answer(exc: BaseException) -> bool:
+    """No HTTP answer came at all: refused, reset, dropped, timed out (TLS and DNS failures
+    are answers of a kind: something is there, or the name is wrong)."""
+    if isinstance(exc, TimeoutError):
+        return True
+    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ClientConnectorDNSError):
+        return False
+    if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+        return False  # the proxy's failure, not the registry's
     return isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError)
 
 

@@ -16,6 +16,7 @@ media type checks), `errors` (statuses and failed connections as RegistryErrors)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections import Counter
@@ -42,13 +43,17 @@ from hangar.registry.auth import PULL, PULL_PUSH, PULL_PUSH_DELETE
 from hangar.registry.errors import (
     DeletesRefusedError,
     DigestMismatchError,
+    RegistryDownError,
     RegistryError,
+    RegistryTimeoutError,
 )
 from hangar.registry.retry import RetryPolicy, base_delay_from_env
 
 __all__ = ["Manifest", "RegistryClient"]
 
 DEFAULT_MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+# Seconds one HTTP exchange may take, its body included (--timeout bounds a whole image).
+DEFAULT_REQUEST_TIMEOUT = 60.0
 REQUEST_COUNTS_ENV = "HANGAR_REQUEST_COUNTS"
 
 
@@ -68,7 +73,7 @@ class RegistryClient:
         tls_verify: bool = True,
         authfile: str | None = None,
         max_connections: int = 32,
-        request_timeout: float = 60.0,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         retries: int = 5,
         retry_base_delay: float | None = None,
     ) -> None:
@@ -87,6 +92,16 @@ class RegistryClient:
         """HTTP exchanges sent, per "METHOD kind" ("GET manifest", "PUT upload", ...); retries
         and redirect hops each count."""
         return self._requests.transport.request_counts
+
+    def down(self, registry: str) -> RegistryDownError | None:
+        """The error every request to `registry` now fails with, when it stopped answering
+        (registry/health.py); None while it answers."""
+        return self._requests.transport.health.down(registry)
+
+    def silence(self, registry: str) -> str | None:
+        """`registry X has not answered since HH:MM:SS UTC`, while requests to it get no
+        answer; None when its last request got one."""
+        return self._requests.transport.health.silence(registry)
 
     @property
     def first_request(self) -> float | None:
@@ -339,12 +354,25 @@ class RegistryClient:
         endpoint = await self._requests.endpoint(registry)
         await self._requests.auth.log_in(endpoint, username, password)
 
-    async def requires_credentials(self, registry: str, repository: str) -> bool:
+    async def requires_credentials(
+        self, registry: str, repository: str, *, timeout: float | None = None
+    ) -> bool:
         """True when a push to `repository` would be refused without credentials and none are
-        stored. Probes by opening an upload session (and cancelling it) anonymously."""
+        stored. Probes by opening an upload session (and cancelling it) anonymously.
+        `timeout`: seconds for the whole probe (first contact and retries included), then
+        RegistryTimeoutError."""
         if await self._requests.auth.credentials(registry, repository) is not None:
             return False
-        return await uploads.push_refused_anonymously(self._requests, registry, repository)
+        try:
+            async with asyncio.timeout(timeout):
+                return await uploads.push_refused_anonymously(self._requests, registry, repository)
+        except TimeoutError:
+            raise RegistryTimeoutError(
+                f"registry {registry} did not answer the login check within {timeout:g}s "
+                "(--timeout)",
+                registry=registry,
+                hint="check that the registry is running and answers",
+            ) from None
 
 
 def _blob_call(

@@ -77,6 +77,13 @@ class RegistryTimeoutError(RegistryError):
     """The registry did not answer within the request timeout."""
 
 
+class RegistryDownError(RegistryError):
+    """The registry has answered no request for a while (registry/health.py): no request is
+    sent to it any more in this run. Not an UnreachableError: nothing retries it."""
+
+    said_once = True  # logged when the registry went down, not once per line
+
+
 class ServerError(RegistryError):
     """5xx or 429 that persisted through every retry."""
 

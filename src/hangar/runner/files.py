@@ -48,6 +48,7 @@ class FailedList:
 
 
 REPORT_SCHEMA_VERSION = 1
+LATE_FAILURE = "the end-of-run check could not confirm its change (see the log): it is failed"
 SUMMARY_KEYS = (
     "signed",
     "already-signed",
@@ -69,6 +70,7 @@ class Report:
         self._first = True
         self._begun = False
         self._header: dict[str, Any] = {}
+        self._late: list[str] = []
 
     @classmethod
     def at(cls, path: Path | None) -> Report:
@@ -103,11 +105,22 @@ class Report:
         self._first = False
         self.output.write(separator + "    " + json.dumps(record, sort_keys=False))
 
+    def fail_late(self, text: str) -> None:
+        """A line reported done whose change the end-of-run check could not confirm: its
+        result stays as it was (what it wrote, it wrote), and `lateFailures` names it."""
+        if self.output is not None:
+            self._late.append(text)
+
     def finish(self, summary: Summary | None = None) -> None:
         if self.output is None:
             return
         self._begin()
-        closing = {"endTime": _now(), "summary": _summary_document(summary or Summary())}
+        closing: dict[str, Any] = {"endTime": _now()}
+        if self._late:
+            closing["lateFailures"] = [
+                {"image": text, "message": LATE_FAILURE} for text in self._late
+            ]
+        closing["summary"] = _summary_document(summary or Summary())
         body = json.dumps(closing, indent=2)[1:]  # `"endTime": ...}` without its opening brace
         self.output.write("\n  ],\n" + body.lstrip("\n") + "\n")
         self.output.commit()

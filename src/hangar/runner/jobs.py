@@ -28,7 +28,14 @@ from typing import Any
 from hangar import output
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
-from hangar.results import FAILED_STATUSES, WRITTEN_STATUSES, ImageResult, Status
+from hangar.results import (
+    FAILED_STATUSES,
+    WRITTEN_STATUSES,
+    ImageResult,
+    LineProgress,
+    Status,
+    start_line,
+)
 from hangar.runner.files import FailedList, Report
 from hangar.runner.interrupts import Interrupts
 from hangar.runner.progress import Progress, Summary
@@ -48,6 +55,9 @@ class RunOptions:
     progress_interval: float = 0.0  # not a terminal: a progress line every N seconds (0: none)
     total: int | None = None  # lines expected, for the ETA
     interrupts: Interrupts | None = None  # None: the runner installs its own
+    # What a registry is doing when an image of it times out: `registry X has not answered
+    # since ...` while it is silent (RegistryClient.silence), added to the timeout's message.
+    silence: Callable[[str], str | None] | None = None
 
 
 class Runner:
@@ -151,6 +161,7 @@ class Runner:
     def _fail_after(self, texts: list[str]) -> None:
         for text in dict.fromkeys(texts):  # once per line, in order
             self.failed.add(text)
+            self.report.fail_late(text)
             counts = self.summary.counts
             written = next((s for s in WRITTEN_STATUSES if counts.get(s, 0) > 0), None)
             if written is not None:
@@ -205,14 +216,15 @@ class Runner:
             if self._stopping:
                 self._record_unstarted(entry)
                 return
+            progress = start_line()
             try:
-                result = await self._one(number, entry)
+                result = await self._one(number, entry, progress)
             except asyncio.CancelledError:
-                self._finish(entry, number, ImageResult(Status.FAILED, "abandoned: interrupted"))
+                self._finish(entry, number, _cut_short("abandoned: interrupted", progress))
                 raise
             self._finish(entry, number, result)
 
-    async def _one(self, number: int, entry: ListEntry) -> ImageResult:
+    async def _one(self, number: int, entry: ListEntry, progress: LineProgress) -> ImageResult:
         if entry.unsupported is not None:
             output.warn(f"line {entry.line_number}: {entry.unsupported}, skipped: {entry.text}")
             return ImageResult(Status.MIRROR_FORMAT, entry.unsupported)
@@ -223,12 +235,23 @@ class Runner:
                 return await self.worker(entry, number)
         except TimeoutError:
             message = f"timed out after {self.options.timeout:g}s (--timeout)"
-            return ImageResult(Status.FAILED, message)
+            if (note := self._silence(entry)) is not None:
+                message = f"{message}: {note}"
+            return _cut_short(message, progress)
         except HangarError as exc:
-            return ImageResult(Status.FAILED, str(exc))
+            result = _cut_short(str(exc), progress)
+            result.said_once = exc.said_once
+            return result
         except Exception as exc:  # a bug must not stop the other images
             output.debug(f"unexpected error for {entry.text}: {exc!r}")
-            return ImageResult(Status.FAILED, f"unexpected error: {exc.__class__.__name__}: {exc}")
+            message = f"unexpected error: {exc.__class__.__name__}: {exc}"
+            return _cut_short(message, progress)
+
+    def _silence(self, entry: ListEntry) -> str | None:
+        silence = self.options.silence
+        if silence is None or entry.reference is None:
+            return None
+        return silence(entry.reference.registry)
 
     def _finish(self, entry: ListEntry, number: int, result: ImageResult, log: bool = True) -> None:
         self.summary.add(result.status, result.signatures)
@@ -238,7 +261,8 @@ class Runner:
             self.failed.add(entry.text or f"# {result.message} (not copied)")
             if log:
                 label = f"{entry.text}: " if entry.text else ""
-                output.error(f"{label}{result.message}", image=number or None)
+                say = output.debug if result.said_once else output.error
+                say(f"{label}{result.message}", image=number or None)
         self.report.add(
             {
                 "line": entry.line_number,
@@ -262,3 +286,13 @@ class Runner:
                 finish()
             except OSError as exc:
                 self.summary.fatal = self.summary.fatal or f"cannot write output: {exc}"
+
+
+def _cut_short(message: str, progress: LineProgress) -> ImageResult:
+    """A line that ended without its worker's result: failed, with what it had written."""
+    if progress.signatures:
+        message += (
+            f" ({progress.signatures} signature(s) of it were written before: they are in the "
+            "registry and the report)"
+        )
+    return ImageResult(Status.FAILED, message, progress.signatures, list(progress.details))
