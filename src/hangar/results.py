@@ -34,14 +34,24 @@ WRITTEN_STATUSES = (Status.SIGNED, Status.REMOVED)
 # -- report records, one per digest of a line (the "digests" of a result) --------------------
 
 
+class BundleSignRecord(TypedDict):
+    """sign --signature-format bundle|both: what happened to one digest's bundle."""
+
+    action: str  # signed, already-signed, failed
+    artifact: NotRequired[str]  # the referrer manifest written
+    listed: NotRequired[str]  # referrers-api, referrers-tag
+    error: NotRequired[str]
+
+
 class SignRecord(TypedDict):
     """sign: what happened to one digest."""
 
     digest: str
     platform: str
-    identity: str  # the docker-reference written
+    identity: str  # the docker-reference written ("" when no .sig signature is written)
     action: NotRequired[str]  # signed, already-signed, failed
     error: NotRequired[str]
+    bundle: NotRequired[BundleSignRecord]
 
 
 class SignatureRecord(TypedDict):

@@ -24,6 +24,7 @@ DEFAULT_ARCH = ("amd64,arm64",)
 DEFAULT_OS = ("linux",)
 
 Identity = Literal["tag", "digest", "repository"]
+SignatureFormat = Literal["legacy", "bundle", "both"]
 
 
 def require(value: str | None, flag: str, what: str) -> str:
@@ -132,6 +133,7 @@ class SignConfig(RunConfig):
     sign_attestations: bool
     force: bool
     dry_run: bool
+    signature_format: SignatureFormat = "legacy"
 
     @classmethod
     def from_flags(cls, flags: Mapping[str, Any]) -> SignConfig:
@@ -150,6 +152,7 @@ class SignConfig(RunConfig):
             sign_attestations=bool(flags["sign_attestations"]),
             force=bool(flags["force"]),
             dry_run=dry_run,
+            signature_format=cast(SignatureFormat, flags.get("signature_format", "legacy")),
         )
 
     def inputs(self) -> list[str]:

@@ -84,6 +84,14 @@ hangar sign \\
     "--all and mirroring tools check every instance of an index)",
 )
 @click.option(
+    "--signature-format",
+    type=click.Choice(["legacy", "bundle", "both"]),
+    default="legacy",
+    show_default=True,
+    help="legacy: the .sig tag (podman, CRI-O, skopeo, cosign, Kyverno type Cosign); bundle: a "
+    "Sigstore bundle as cosign v3 writes it (cosign v3+, Kyverno type SigstoreBundle); both",
+)
+@click.option(
     "--dry-run/--no-dry-run",
     default=False,
     help="list the images that would be signed (--all-tags expanded) and write nothing",
@@ -120,6 +128,7 @@ def _sign(config: SignConfig) -> int:
             sign_index=config.sign_index,
             force=config.force,
             sign_attestations=config.sign_attestations,
+            signature_format=config.signature_format,
         )
         summary = asyncio.run(_sign_run(key, options, prepared, config))
     print_summary(summary, "sign", "signatures", prepared.failed_path)

@@ -14,7 +14,7 @@ import contextvars
 from dataclasses import dataclass, field
 
 from hangar import output
-from hangar.attachments.merge import Edit, SignatureStore, TagRead
+from hangar.attachments.merge import SIG_TAG, Edit, SignatureStore, TagRead
 from hangar.attachments.writer import AttachmentWriter
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
@@ -129,6 +129,8 @@ async def _payload(store: SignatureStore, sig_ref: Reference, layer_digest: str)
 class DropLayers:
     """The change `sign remove` makes to one `.sig` tag (an attachment_writer.Change): drop the
     layers `rule` matches in what the tag holds now; when none remain, delete the tag."""
+
+    tag_format = SIG_TAG
 
     store: SignatureStore
     sig_ref: Reference

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from hangar import __version__, output
+from hangar.attachments.bundles import BundleWriter, ReferrersApi
 from hangar.attachments.writer import AttachmentWriter, Outcome
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
+from hangar.operations.bundle_signing import BundleSigner, SignatureFormat, subjects_of
 from hangar.operations.targets import (
     Target,
     select_targets,
@@ -23,10 +25,11 @@ from hangar.operations.targets import (
 )
 from hangar.reference import Reference
 from hangar.registry.client import RegistryClient
-from hangar.results import ImageResult, SignRecord, Status
+from hangar.results import BundleSignRecord, ImageResult, SignRecord, Status
 from hangar.sigstore.attachment import NewSignature, signature_tag
 from hangar.sigstore.keys import PrivateKey
 from hangar.sigstore.payload import build_payload
+from hangar.sigstore.referrers import Subject
 
 IdentityMode = Literal["tag", "digest", "repository"]
 CREATOR = f"hangar {__version__}"
@@ -42,6 +45,15 @@ class SignOptions:
     sign_index: bool = True
     force: bool = False
     sign_attestations: bool = False
+    signature_format: SignatureFormat = "legacy"  # legacy (.sig), bundle, or both
+
+    @property
+    def legacy(self) -> bool:
+        return self.signature_format in ("legacy", "both")
+
+    @property
+    def bundle(self) -> bool:
+        return self.signature_format in ("bundle", "both")
 
 
 # The list line being signed, for the failed file, should the final check lose its signature.
@@ -69,6 +81,8 @@ class Signer:
     def __post_init__(self) -> None:
         self.public_key = self.key.public_key()
         self.writer = AttachmentWriter(self.client, self.public_key, force=self.options.force)
+        bundles = BundleWriter(self.client, self.writer, ReferrersApi())
+        self.bundle_signer = BundleSigner(self.client, self.key, bundles, force=self.options.force)
 
     async def sign_entry(self, entry: ListEntry, number: int) -> ImageResult:
         ref = entry.reference
@@ -89,10 +103,10 @@ class Signer:
         targets = selection.targets
         if options.sign_attestations:
             targets = with_attestations(manifest, targets)
-        return await self._sign_targets(ref, targets, number)
+        return await self._sign_targets(ref, targets, number, subjects_of(manifest))
 
     async def _sign_targets(
-        self, ref: Reference, targets: list[Target], number: int
+        self, ref: Reference, targets: list[Target], number: int, subjects: dict[str, Subject]
     ) -> ImageResult:
         """Sign the targets one after the other (each signature's own requests overlap; the
         images of a run do too, -j at a time)."""
@@ -105,18 +119,32 @@ class Signer:
             record: SignRecord = {
                 "digest": target.digest,
                 "platform": target.label,
-                "identity": identity,
+                "identity": identity if self.options.legacy else "",
             }
-            try:
-                outcome = await self._sign_target(ref, target, line)
-            except HangarError as exc:
-                record["action"], record["error"] = "failed", str(exc)
-                errors.append(f"{target.label} {target.digest}: {exc}")
-            else:
-                record["action"] = outcome
-                written += outcome == "signed"
-                verb = "Signed" if outcome == "signed" else "Already signed"
-                output.info(f"{verb} [{ref.name}@{target.digest}] ({target.label})", image=number)
+            if self.options.legacy:
+                try:
+                    outcome = await self._sign_target(ref, target, line)
+                except HangarError as exc:
+                    record["action"], record["error"] = "failed", str(exc)
+                    errors.append(f"{target.label} {target.digest}: {exc}")
+                else:
+                    record["action"] = outcome
+                    written += outcome == "signed"
+                    verb = "Signed" if outcome == "signed" else "Already signed"
+                    output.info(
+                        f"{verb} [{ref.name}@{target.digest}] ({target.label})", image=number
+                    )
+            if self.options.bundle:
+                subject = subjects.get(target.digest)
+                bundle = await self._sign_bundle(ref, target, subject, line, number)
+                record["bundle"] = bundle
+                if bundle["action"] == "failed":
+                    errors.append(f"{target.label} {target.digest}: bundle: {bundle['error']}")
+                written += bundle["action"] == "signed"
+                if not self.options.legacy:
+                    record["action"] = bundle["action"]
+                    if "error" in bundle:
+                        record["error"] = bundle["error"]
             details.append(record)
         if errors:
             return ImageResult(Status.FAILED, "; ".join(errors), written, details)
@@ -128,6 +156,23 @@ class Signer:
         sig_ref = ref.with_tag(signature_tag(target.digest))
         new = self._new_signature(identity, target.digest)
         return await self.writer.write(sig_ref, target.digest, identity, new, line)
+
+    async def _sign_bundle(
+        self, ref: Reference, target: Target, subject: Subject | None, line: str, number: int
+    ) -> BundleSignRecord:
+        """The bundle of one digest (cosign v3's format), beside or instead of the .sig."""
+        try:
+            if subject is None:  # an attestation manifest an index does not describe
+                subject = await self.bundle_signer.subject(ref, target.digest)
+            attached = await self.bundle_signer.sign(ref, subject, line, number)
+        except HangarError as exc:
+            return {"action": "failed", "error": str(exc)}
+        where = f"{ref.name}@{target.digest}] ({target.label})"
+        if attached is None:
+            output.info(f"Already signed (bundle) [{where}", image=number)
+            return {"action": "already-signed"}
+        output.info(f"Signed (bundle) [{where}", image=number)
+        return {"action": "signed", "artifact": attached.artifact, "listed": attached.source}
 
     def _new_signature(self, identity: str, digest: str) -> NewSignature:
         payload = build_payload(identity, digest, creator=CREATOR, timestamp=int(time.time()))
