@@ -74,6 +74,9 @@ class ValidateRecord(TypedDict):
     passed: bool
     reason: str
     signatures: list[SignatureRecord]
+    # Per format (legacy: the .sig; bundle: cosign v3's bundles, one record per referrer).
+    formats: NotRequired[dict[str, dict]]
+    notes: NotRequired[list[str]]  # what one format means for consumers of the other
 
 
 class PolicySignatureRecord(TypedDict):
@@ -110,6 +113,7 @@ class RemoveRecord(TypedDict):
     action: NotRequired[str]  # removed, removed-tag, would-remove, nothing-to-remove, failed
     error: NotRequired[str]
     layers: NotRequired[list[RemovedLayerRecord]]
+    bundles: NotRequired[list[RemovedLayerRecord]]  # Sigstore bundles: artifact digest, reason
 
 
 DigestRecord = SignRecord | ValidateRecord | PolicyRecord | RemoveRecord

@@ -32,6 +32,7 @@ from hangar.sigstore.referrers import (
     ReferrersError,
     ReferrersIndex,
     add_referrer,
+    drop_referrers,
     index_entry,
     lists,
     parse_artifact,
@@ -202,6 +203,39 @@ class AddReferrer:
         return HangarError(
             f"another writer dropped our bundle from tag {self.index_ref.tag} {rounds} times",
             hint="run the same command again; it adds only what is missing",
+        )
+
+
+class DropReferrers(AddReferrer):
+    """The change `sign remove` makes to the fallback index: drop the entries of `digests`
+    from whatever the tag holds at each fresh read, every other entry kept as it is. (An
+    index left empty stays: the tag is shared, and an empty list means "no referrers".)"""
+
+    def __init__(self, index_ref: Reference, digests: set[str], line: str) -> None:
+        super().__init__(index_ref, {}, line)
+        self.digests = digests
+        self.what = "bundle removal"
+
+    async def in_place(self, read: TagRead, attachment: Any, *, first: bool) -> bool:
+        if attachment is None or not any(lists(attachment, d) for d in self.digests):
+            self.manifest_digest = read.manifest.digest if read.manifest else ""
+            return True
+        return False
+
+    async def edit(self, read: TagRead, attachment: Any, *, first: bool, blob_race: bool) -> Edit:
+        return Edit(drop_referrers(attachment, self.digests))
+
+    def gave_up(self, attempts: int) -> HangarError:
+        return HangarError(
+            f"could not remove bundles from tag {self.index_ref.tag} of {self.index_ref.name}: "
+            f"it kept changing under {attempts} concurrent writes",
+            hint="run the command again; it removes only what is still there",
+        )
+
+    def undone(self, rounds: int) -> HangarError:
+        return HangarError(
+            f"other writers kept listing the removed bundles again in tag {self.index_ref.tag}",
+            hint="stop the other signers using that key, then run the same command again",
         )
 
 

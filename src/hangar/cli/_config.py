@@ -180,6 +180,7 @@ class ValidateConfig(RunConfig):
     policy: str | None
     registries_d: str | None
     system_policy: bool
+    signature_format: Literal["legacy", "bundle", "both", "any"] = "legacy"
 
     @property
     def uses_policy(self) -> bool:
@@ -191,6 +192,13 @@ class ValidateConfig(RunConfig):
         fields = _run_fields(flags, "hangar sign validate", "the image list to validate")
         if flags["policy"] and flags["system_policy"]:
             raise click.UsageError("--policy and --system-policy exclude each other: pick one")
+        if (flags.get("signature_format") or "legacy") != "legacy" and (
+            flags["policy"] or flags["system_policy"]
+        ):
+            raise click.UsageError(
+                "--signature-format goes without --policy/--system-policy: a policy is judged "
+                "as containers/image judges it, which reads only the .sig tag"
+            )
         if flags["policy"] or flags["system_policy"]:
             for name, flag in _APPROXIMATIONS.items():
                 if flags[name]:
@@ -213,6 +221,7 @@ class ValidateConfig(RunConfig):
             policy=flags["policy"],
             registries_d=flags["registries_d"],
             system_policy=bool(flags["system_policy"]),
+            signature_format=flags.get("signature_format") or "legacy",
         )
 
     def inputs(self) -> list[str]:

@@ -105,6 +105,14 @@ hangar sign validate \\
     "~/.config/containers/registries.d if it exists, else /etc/containers/registries.d)",
 )
 @click.option(
+    "--signature-format",
+    type=click.Choice(["legacy", "bundle", "both", "any"]),
+    default="legacy",
+    show_default=True,
+    help="what must verify per digest: legacy (the .sig tag, as podman/CRI-O read it), bundle "
+    "(a Sigstore bundle, as cosign v3 verify --key --insecure-ignore-tlog reads it), both, any",
+)
+@click.option(
     "--system-policy",
     is_flag=True,
     default=False,
@@ -139,6 +147,7 @@ def _validate(config: ValidateConfig) -> int:
             require_tag_identity=config.require_tag_identity,
             require_index_signature=config.require_index_signature,
             all_instances=config.all_instances,
+            signature_format=config.signature_format,
         )
         unchecked = Unchecked()
         summary = asyncio.run(_validate_run(keys, context, options, prepared, config, unchecked))
