@@ -40,7 +40,9 @@ def policy(pubkey: str, registry: str, signed_identity: str) -> None:
     """
     from hangar.keys.files import load_public_key
     from hangar.policy.consumer import checked_scope, consumer_config, render
+    from hangar.policy.kubernetes import render_kubernetes
 
     scope = checked_scope(registry)
     key = load_public_key(pubkey)
     click.echo(render(consumer_config(scope, key, pubkey, signed_identity)), nl=False)
+    click.echo("\n" + render_kubernetes(scope, key), nl=False)
