@@ -11,19 +11,24 @@ so the first bundle attached next to other keys' `.sig` signatures breaks their 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Literal
 
 from hangar import output
-from hangar.attachments.blobs import fetch_layer_blobs
 from hangar.attachments.bundles import Attached, BundleWriter, discover
-from hangar.attachments.signature import may_be_signature
+from hangar.attachments.signature import PAYLOAD_FETCHES, may_be_signature
 from hangar.manifest import INDEX_TYPES, index_entries
 from hangar.reference import Reference
 from hangar.registry.client import Manifest, RegistryClient
-from hangar.registry.errors import NotFoundError
-from hangar.sigstore.attachment import parse_attachment, signature_tag
+from hangar.registry.errors import DigestMismatchError, NotFoundError, TooLargeError
+from hangar.sigstore.attachment import (
+    MAX_SIGNATURE_BLOB,
+    SignatureLayer,
+    parse_attachment,
+    signature_tag,
+)
 from hangar.sigstore.bundle import build_bundle, verify_bundle
 from hangar.sigstore.keys import PrivateKey, PublicKey
 from hangar.sigstore.referrers import Subject, build_artifact
@@ -61,10 +66,16 @@ class BundleSigner:
         return Subject(manifest.media_type, len(manifest.data), digest)
 
     async def sign(
-        self, ref: Reference, subject: Subject, line: str, number: int
+        self,
+        ref: Reference,
+        subject: Subject,
+        line: str,
+        number: int,
+        ours: frozenset[str] = frozenset(),
     ) -> Attached | None:
         """Attach a bundle of `subject` unless one of this key is there (never with force);
-        None when there is. HangarError when it cannot be written."""
+        None when there is. `ours`: .sig layers (payload digests) this key just wrote, not
+        read again to look for other keys' signatures. HangarError when it cannot be written."""
         digest = subject.digest
         # One writer per digest in this run: a digest listed twice gets one bundle.
         async with self.bundles.writer.locks.hold(f"bundle:{ref.name}@{digest}"):
@@ -76,15 +87,17 @@ class BundleSigner:
             ):
                 return None
             if not discovery.bundles:
-                await self._warn_foreign_legacy(ref, digest, number)
+                await self._warn_foreign_legacy(ref, digest, number, ours)
             bundle = build_bundle(self.key, digest)
             artifact = build_artifact(bundle, subject, created_now())
             return await self.bundles.attach(ref, digest, bundle, artifact, line)
 
-    async def _warn_foreign_legacy(self, ref: Reference, digest: str, number: int) -> None:
+    async def _warn_foreign_legacy(
+        self, ref: Reference, digest: str, number: int, ours: frozenset[str]
+    ) -> None:
         """Before the first bundle of a digest: does its .sig hold other keys' signatures?
         Their `cosign verify --key` (v3) stops reading .sig once this bundle exists."""
-        foreign = await foreign_legacy_signatures(self.client, ref, digest, self.public_key)
+        foreign = await foreign_legacy_signatures(self.client, ref, digest, self.public_key, ours)
         if foreign:
             output.warn(
                 f"{ref.name}@{digest}: its .sig holds {foreign} signature(s) by other keys and "
@@ -100,19 +113,33 @@ class BundleSigner:
 
 
 async def foreign_legacy_signatures(
-    client: RegistryClient, ref: Reference, digest: str, key: PublicKey
+    client: RegistryClient,
+    ref: Reference,
+    digest: str,
+    key: PublicKey,
+    ours: frozenset[str] = frozenset(),
 ) -> int:
-    """How many `.sig` signature layers of `digest` do not verify with `key`."""
+    """How many `.sig` signature layers of `digest` do not verify with `key` (layers whose
+    payload digest is in `ours` are ours without a look)."""
     try:
         manifest = await client.get_manifest(ref.with_tag(signature_tag(digest)))
     except NotFoundError:
         return 0
     attachment = parse_attachment(manifest.data)
-    blobs = await fetch_layer_blobs(client, ref, attachment)
-    count = 0
-    for blob in blobs:
-        signature = blob.layer.signature
-        if not may_be_signature(blob.layer) or signature is None or blob.data is None:
-            continue
-        count += not key.verify(signature, blob.data)
-    return count
+    layers = [
+        layer for layer in attachment.layers if may_be_signature(layer) and layer.digest not in ours
+    ]
+    gate = asyncio.Semaphore(PAYLOAD_FETCHES)
+
+    async def foreign(layer: SignatureLayer) -> bool:
+        async with gate:
+            try:
+                payload = await client.get_blob(
+                    ref.registry, ref.repository, layer.digest, max_size=MAX_SIGNATURE_BLOB
+                )
+            except (NotFoundError, DigestMismatchError, TooLargeError):
+                return True  # verifies with no key, ours neither
+        signature = layer.signature
+        return signature is None or not key.verify(signature, payload)
+
+    return sum(await asyncio.gather(*map(foreign, layers)))

@@ -121,9 +121,10 @@ class Signer:
                 "platform": target.label,
                 "identity": identity if self.options.legacy else "",
             }
+            ours: frozenset[str] = frozenset()  # our .sig layer written now (the trap check)
             if self.options.legacy:
                 try:
-                    outcome = await self._sign_target(ref, target, line)
+                    outcome, ours = await self._sign_target(ref, target, line)
                 except HangarError as exc:
                     record["action"], record["error"] = "failed", str(exc)
                     errors.append(f"{target.label} {target.digest}: {exc}")
@@ -136,7 +137,7 @@ class Signer:
                     )
             if self.options.bundle:
                 subject = subjects.get(target.digest)
-                bundle = await self._sign_bundle(ref, target, subject, line, number)
+                bundle = await self._sign_bundle(ref, target, subject, line, number, ours)
                 record["bundle"] = bundle
                 if bundle["action"] == "failed":
                     errors.append(f"{target.label} {target.digest}: bundle: {bundle['error']}")
@@ -151,20 +152,31 @@ class Signer:
         status = Status.SIGNED if written else Status.ALREADY_SIGNED
         return ImageResult(status, "", written, details)
 
-    async def _sign_target(self, ref: Reference, target: Target, line: str) -> Outcome:
+    async def _sign_target(
+        self, ref: Reference, target: Target, line: str
+    ) -> tuple[Outcome, frozenset[str]]:
+        """The .sig signature; the outcome, and the layer written (its payload digest)."""
         identity = identity_for(ref, target.digest, self.options.identity_mode)
         sig_ref = ref.with_tag(signature_tag(target.digest))
         new = self._new_signature(identity, target.digest)
-        return await self.writer.write(sig_ref, target.digest, identity, new, line)
+        outcome = await self.writer.write(sig_ref, target.digest, identity, new, line)
+        return outcome, frozenset([new.digest] if outcome == "signed" else [])
 
     async def _sign_bundle(
-        self, ref: Reference, target: Target, subject: Subject | None, line: str, number: int
+        self,
+        ref: Reference,
+        target: Target,
+        subject: Subject | None,
+        line: str,
+        number: int,
+        ours: frozenset[str],
     ) -> BundleSignRecord:
-        """The bundle of one digest (cosign v3's format), beside or instead of the .sig."""
+        """The bundle of one digest (cosign v3's format), beside or instead of the .sig.
+        `ours`: .sig layers this run just wrote (not read again for the trap check)."""
         try:
             if subject is None:  # an attestation manifest an index does not describe
                 subject = await self.bundle_signer.subject(ref, target.digest)
-            attached = await self.bundle_signer.sign(ref, subject, line, number)
+            attached = await self.bundle_signer.sign(ref, subject, line, number, ours)
         except HangarError as exc:
             return {"action": "failed", "error": str(exc)}
         where = f"{ref.name}@{target.digest}] ({target.label})"
