@@ -44,7 +44,7 @@ from tests.support.cli import (
 from tests.support.errors_doc import documented, log_line
 from tests.support.images import push_image
 from tests.support.paths import REPO
-from tests.support.registry import RegistryServer
+from tests.support.registry import RegistryServer, write_auth_json
 
 SCHEMA = json.loads((REPO / "docs" / "report.schema.json").read_text())
 
@@ -439,3 +439,32 @@ def test_inspect_shows_both_formats_and_remove_drops_only_this_keys_bundles(
     assert record["bundles"] == [{"digest": key1_bundle, "reason": record["bundles"][0]["reason"]}]
     result, _ = _validate(registry_http, home, listing, "bundle", tmp_path, key=KEY2_PUB)
     assert result.returncode == 0, result.stderr
+
+
+def test_bundles_over_https_with_bearer_tokens(
+    registry_token: RegistryServer, home: Path, tmp_path: Path
+) -> None:
+    """The referrers probe, the PUT by digest and the fallback index go through the same
+    authentication as the .sig (a token per repository and action), and validate reads them
+    back; --debug shows no secret."""
+    repo = repo_name("token-bundles")
+    image = push_image(registry_token, repo, "v1", kind="oci-manifest")
+    ref = f"{registry_token.host}/{repo}:v1"
+    assert registry_token.username and registry_token.password
+    write_auth_json(
+        home / ".config/containers/auth.json",
+        registry_token.host,
+        registry_token.username,
+        registry_token.password,
+    )
+    listing = write_list(tmp_path / "list", ref)
+    signed = run_hangar(
+        sign_args(listing, registry_token, "--signature-format", "both", "--debug"), home
+    )
+    assert signed.returncode == 0, signed.stderr
+    assert registry_token.password not in signed.stderr
+    (entry,) = read_referrers(registry_token, repo, image.digest)
+    assert check_bundle(registry_token, repo, image.digest, entry, KEY1_PUB)
+    result, records = _validate(registry_token, home, listing, "both", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert records[0]["formats"]["bundle"]["passed"]
