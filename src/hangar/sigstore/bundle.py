@@ -16,7 +16,6 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from hangar.sigstore import protojson
 from hangar.sigstore.dsse import IN_TOTO_PAYLOAD_TYPE, DsseSignature, Envelope, pae, ssh_keyid
@@ -244,12 +243,3 @@ def verify_bundle(bundle: Bundle, digest: str, key: PublicKey) -> BundleVerdict:
             False, f"the statement's subject is not {digest}", statement.predicate_type
         )
     return BundleVerdict(True, "", statement.predicate_type)
-
-
-def bundle_summary(data: bytes) -> dict[str, Any]:
-    """A few facts of a bundle for inspect and debug output (never raises)."""
-    try:
-        bundle = parse_bundle(data)
-    except protojson.ProtoJsonError as exc:
-        return {"parsable": False, "reason": exc.message}
-    return {"parsable": True, "hint": bundle.public_key_hint, "tlog_entries": bundle.tlog_entries}
