@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from hangar.attachments.bundles import BundleWriter, ReferrersApi, discover
+from hangar.attachments.bundles import BundleWriter, Equivalence, ReferrersApi, discover
 from hangar.errors import HangarError
 from hangar.reference import Reference
 from hangar.sigstore.bundle import build_bundle, verify_bundle
@@ -188,3 +188,45 @@ def test_discovery_reads_every_referrer_and_says_why_one_is_not_a_bundle() -> No
     assert "not a Sigstore bundle" in reasons[digest_of(sbom)]
     assert reasons[digest_of(ours)] == ""
     assert [item.referrer for item in found.bundles] == [digest_of(ours)]
+
+
+def test_a_bundle_of_this_key_listed_meanwhile_makes_ours_unneeded() -> None:
+    """Two runs with the same key on the same digest at once: both found no bundle, the other
+    listed its own first. As the .sig protocol's equivalence: ours is not listed (and its
+    artifact deleted again); a bundle of another key listed meanwhile changes nothing."""
+    registry = MemoryRegistry()
+    ours = writer(registry)
+    bundles = BundleWriter(registry, ours, ReferrersApi())
+    same_key = store_artifact(registry, OURS)
+    other_key = store_artifact(registry, THEIRS)
+    registry.store(
+        INDEX_REF,
+        add_referrer(
+            parse_index(add_referrer(None, index_entry(other_key))), index_entry(same_key)
+        ),
+    )
+
+    def is_ours(found) -> bool:
+        return (
+            found.bundle is not None
+            and verify_bundle(found.bundle, DIGEST, OURS.public_key()).is_signature
+        )
+
+    bundle, artifact = artifact_of(OURS)
+    equivalence = Equivalence(registry, IMAGE, frozenset(), is_ours)
+
+    async def run() -> object:
+        attached = await bundles.attach(IMAGE, DIGEST, bundle, artifact, "line", equivalence)
+        assert await ours.confirm() == []
+        return attached
+
+    assert asyncio.run(run()) is None
+    assert set(listed(registry)) == {digest_of(same_key), digest_of(other_key)}
+    assert (REPOSITORY, digest_of(artifact)) not in registry.untagged
+    # Without a bundle of this key among the new entries, ours is listed.
+    registry.store(INDEX_REF, add_referrer(None, index_entry(other_key)))
+    second, artifact2 = artifact_of(OURS, "2026-12-03T14:33:15Z")
+    equivalence = Equivalence(registry, IMAGE, frozenset(), is_ours)
+    attached = asyncio.run(bundles.attach(IMAGE, DIGEST, second, artifact2, "line", equivalence))
+    assert attached is not None
+    assert set(listed(registry)) == {digest_of(other_key), digest_of(artifact2)}

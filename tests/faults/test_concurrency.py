@@ -492,3 +492,37 @@ def test_four_processes_adding_bundles_to_the_same_digests_lose_none(
     for image in chosen:
         for digest in sign_targets(image):
             assert bundle_keys(registry, image, digest, keys) == everyone
+
+
+def test_two_processes_with_the_same_key_attach_one_bundle_per_digest(
+    registry: RegistryServer,
+    images: list[PushedImage],
+    keys: list[Key],
+    home: Path,
+    tmp_path: Path,
+) -> None:
+    """Idempotent across processes too: two runs with the same key on the same images at once
+    both find no bundle; where one lists its bundle first, the other sees it (a bundle of its
+    own key among the new entries) and lists none, as the .sig protocol does for a signature."""
+    key1 = keys[0]
+    chosen = images[15:25]
+    listing = write_list(tmp_path / "same", registry, chosen)  # one order: head-on
+    runs = run_together(
+        registry,
+        home,
+        tmp_path,
+        [(key1, listing), (key1, listing)],
+        ("--signature-format", "bundle"),
+    )
+    report("same key twice, bundles", runs)
+    meanwhile = sum(run.stderr.count("a bundle of this key was listed meanwhile") for run in runs)
+    print(f"RACE same key: {meanwhile} bundle(s) found listed meanwhile by the other run")
+    for run in runs:
+        assert run.code == 0, run.problems()
+    problems = [
+        f"{image.repository}@{digest}: {found}"
+        for image in chosen
+        for digest in sign_targets(image)
+        if (found := bundle_keys(registry, image, digest, keys)) != ["key1"]
+    ]
+    assert not problems, "bundles doubled or lost:\n" + "\n".join(problems)

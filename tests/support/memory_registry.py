@@ -222,7 +222,8 @@ class MemoryRegistry:
                 for key, data in self.manifests.items()
                 if key[0] == ref.repository and digest_of(data) == digest
             ]
-            if not named:
+            untagged = self.untagged.pop((ref.repository, digest), None)
+            if not named and untagged is None:
                 raise self._not_found(ref)
             for key in named:
                 del self.manifests[key]

@@ -13,6 +13,8 @@ final check), as AddReferrer below.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -150,16 +152,49 @@ async def read_referrer(store: SignatureStore, ref: Reference, referrer: Referre
         return not_bundle(f"cannot be read: {exc.message}")
 
 
+class Equivalence:
+    """Is a bundle of this key for this digest listed that discovery did not see (another run
+    with the same key, at the same time)? Each new entry is read once."""
+
+    def __init__(
+        self,
+        store: SignatureStore,
+        ref: Reference,
+        seen: frozenset[str],
+        is_ours: Callable[[FoundBundle], bool],
+    ) -> None:
+        self.store = store
+        self.ref = ref
+        self.checked = set(seen)  # referrers read already (at discovery, or here)
+        self.is_ours = is_ours
+
+    async def found(self, index: ReferrersIndex) -> bool:
+        fresh = [r for r in index.referrers if r.digest and r.digest not in self.checked]
+        for referrer in fresh:
+            self.checked.add(referrer.digest)
+            if self.is_ours(await read_referrer(self.store, self.ref, referrer)):
+                return True
+        return False
+
+
 class AddReferrer:
     """The change that lists our artifact in the referrers tag schema's index (a Change; see
     AttachmentWriter.apply): added to whatever the tag holds at each fresh read."""
 
     tag_format = INDEX_TAG
 
-    def __init__(self, index_ref: Reference, entry: dict[str, Any], line: str) -> None:
+    def __init__(
+        self,
+        index_ref: Reference,
+        entry: dict[str, Any],
+        line: str,
+        ours: Equivalence | None = None,
+    ) -> None:
         self.index_ref = index_ref
         self.entry = entry  # the descriptor of our artifact
         self._line = line
+        self.ours = ours  # finds a bundle of this key that another writer listed meanwhile
+        self.equivalent = False  # one was found: ours is not listed (a second one is noise)
         self.what = "bundle"
         self.manifest_digest = ""
         self.writes = 0
@@ -180,6 +215,12 @@ class AddReferrer:
     async def in_place(self, read: TagRead, attachment: Any, *, first: bool) -> bool:
         if read.manifest and lists(attachment, self.entry["digest"]):
             self.manifest_digest = read.manifest.digest
+            return True
+        if self.ours is not None and attachment is not None and await self.ours.found(attachment):
+            # Another run with this key listed its bundle since we looked (as the .sig
+            # protocol's equivalence): cosign needs one, a second is noise.
+            self.equivalent = True
+            self.manifest_digest = read.manifest.digest if read.manifest else ""
             return True
         return False
 
@@ -258,10 +299,18 @@ class BundleWriter:
         self._empty_config: set[tuple[str, str]] = set()  # repositories holding `{}`
 
     async def attach(
-        self, ref: Reference, subject_digest: str, bundle: bytes, artifact: bytes, line: str
-    ) -> Attached:
+        self,
+        ref: Reference,
+        subject_digest: str,
+        bundle: bytes,
+        artifact: bytes,
+        line: str,
+        ours: Equivalence | None = None,
+    ) -> Attached | None:
         """Upload the bundle and the empty config, PUT the artifact by digest, and list it.
-        HangarError when it cannot be written (the line fails; nothing else is touched)."""
+        None when, in the fallback index, `ours` found a bundle of this key listed meanwhile
+        (our artifact is then deleted again). HangarError when it cannot be written (the line
+        fails; nothing else is touched)."""
         store = self.store
         repository = (ref.registry, ref.repository)
         uploads = [store.push_blob(ref.registry, ref.repository, bundle, check_exists=False)]
@@ -279,7 +328,12 @@ class BundleWriter:
             output.debug(f"{artifact_ref}: listed by the registry's referrers API")
             return Attached(artifact_ref.digest or "", "referrers-api")
         change = AddReferrer(
-            ref.with_tag(referrers_tag(subject_digest)), index_entry(artifact), line
+            ref.with_tag(referrers_tag(subject_digest)), index_entry(artifact), line, ours
         )
         await self.writer.apply(change)
+        if change.equivalent:
+            output.debug(f"{artifact_ref}: a bundle of this key was listed meanwhile; ours goes")
+            with contextlib.suppress(HangarError):  # unlisted, it is invisible anyway
+                await store.delete_manifest(artifact_ref, sha256_digest(artifact))
+            return None
         return Attached(artifact_ref.digest or "", "referrers-tag")

@@ -13,11 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from hangar import output
-from hangar.attachments.bundles import Attached, BundleWriter, discover
+from hangar.attachments.bundles import (
+    Attached,
+    BundleWriter,
+    Equivalence,
+    FoundBundle,
+    discover,
+)
 from hangar.attachments.signature import PAYLOAD_FETCHES, may_be_signature
 from hangar.manifest import INDEX_TYPES, index_entries
 from hangar.reference import Reference
@@ -90,7 +97,20 @@ class BundleSigner:
                 await self._warn_foreign_legacy(ref, digest, number, ours)
             bundle = build_bundle(self.key, digest)
             artifact = build_artifact(bundle, subject, created_now())
-            return await self.bundles.attach(ref, digest, bundle, artifact, line)
+            equivalence = None
+            if not self.force:
+                seen = frozenset(found.referrer for found in discovery.found)
+                equivalence = Equivalence(self.client, ref, seen, self._is_ours(digest))
+            return await self.bundles.attach(ref, digest, bundle, artifact, line, equivalence)
+
+    def _is_ours(self, digest: str) -> Callable[[FoundBundle], bool]:
+        def is_ours(found: FoundBundle) -> bool:
+            bundle = found.bundle
+            return (
+                bundle is not None and verify_bundle(bundle, digest, self.public_key).is_signature
+            )
+
+        return is_ours
 
     async def _warn_foreign_legacy(
         self, ref: Reference, digest: str, number: int, ours: frozenset[str]
