@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/bench_sign.py --images 200 --jobs 1,8,20 --latency-ms 0,20
     .venv/bin/python bench/bench_sign.py --images 0 --memory 10000,100000
+    .venv/bin/python bench/bench_sign.py --images 100 --jobs 8 --latency-ms 0 --formats legacy,both
 
 Per latency (0: loopback; N: a proxy that delays each request by N ms) and per -j, for each
 round: fresh two-platform images for each signer, then `hangar sign` and the floor signer run
@@ -10,8 +11,11 @@ one after the other (the order alternates by round), whole processes timed, star
 included. Prints signatures per second of both, their ratio (sums over the rounds), the time
 from process start to the first request, the requests hangar sent per signature (counted by
 its client, per kind), `hangar sign validate` on hangar's images (digests verified per
-second) and peak memory (VmHWM). `--memory` signs N single-manifest images at -j 8 and prints
-hangar's peak memory.
+second) and peak memory (VmHWM). `--formats legacy,both` adds rows for
+`sign --signature-format both` (a .sig signature and a Sigstore bundle per digest, each
+counted as a signature; the floor writes the .sig only, so its ratio is the price of the
+second format). `--memory` signs N single-manifest images at -j 8 and prints hangar's peak
+memory.
 
 `--hsm` adds, per latency, `hangar sign` with a P-256 key in a SoftHSM2 token (a pkcs11: URI)
 against `hangar sign` with a key file, at --hsm-jobs, alternating on fresh images in the same
@@ -49,8 +53,8 @@ PLATFORMS = (("linux", "amd64"), ("linux", "arm64"))
 SIGNATURES_PER_IMAGE = len(PLATFORMS) + 1  # and the index
 HANGAR = str(ROOT / ".venv/bin/hangar")
 TABLE_HEADER = (
-    "\n| latency | -j | hangar sig/s | floor sig/s | hangar/floor | start-up ms (hangar / floor)"
-    " | requests/sig | validate digests/s | peak MB |"
+    "\n| format | latency | -j | hangar sig/s | floor sig/s | hangar/floor"
+    " | start-up ms (hangar / floor) | requests/sig | validate digests/s | peak MB |"
 )
 PYTHON = str(ROOT / ".venv/bin/python")
 
@@ -207,6 +211,7 @@ class Bed:
         label: str,
         key_args: list[str] | None = None,
         env: dict[str, str] | None = None,
+        fmt: str = "legacy",
     ) -> Run:
         """`hangar sign` with the bed's key file, or with `key_args` (a token's URI) instead."""
         list_file = self._list(host, names, label)
@@ -216,6 +221,7 @@ class Bed:
             [
                 HANGAR, "sign", "-f", str(list_file), *key, "--tls-verify=false",
                 "--skip-login", "-j", str(jobs), "-o", str(self.work / f"failed-{label}.txt"),
+                "--signature-format", fmt,
             ],
             self.work / f"sign-{label}.log",
             {"HANGAR_REQUEST_COUNTS": str(counts_file), **(env or {})},
@@ -313,35 +319,40 @@ def check(run: Run, what: str) -> None:
         print(f"{what} exited {run.status}:\n{run.log[-3000:]}")
 
 
-def compare(bed: Bed, host: str, latency: float, jobs: int, images: int, rounds: int) -> str:
-    """Alternate hangar and the floor on fresh images; returns the table row."""
+def compare(
+    bed: Bed, host: str, latency: float, jobs: int, images: int, rounds: int, fmt: str
+) -> str:
+    """Alternate hangar (`--signature-format fmt`) and the floor on fresh images; returns the
+    table row."""
     hangar_runs: list[Run] = []
     floor_runs: list[Run] = []
     registry = bed.server.host
     for number in range(rounds):
-        label = f"l{latency:g}-j{jobs}-r{number}"
+        label = f"{fmt}-l{latency:g}-j{jobs}-r{number}"
         ours = asyncio.run(push_images(registry, f"h{label}", images))
         theirs = asyncio.run(push_images(registry, f"f{label}", images))
         order = ["hangar", "floor"] if number % 2 == 0 else ["floor", "hangar"]
         for who in order:
             if who == "hangar":
-                hangar_runs.append(bed.hangar_sign(host, ours, jobs, f"h{label}"))
+                hangar_runs.append(bed.hangar_sign(host, ours, jobs, f"h{label}", fmt=fmt))
                 check(hangar_runs[-1], "hangar sign")
             else:
                 floor_runs.append(bed.floor_sign(host, theirs, jobs, f"f{label}"))
                 check(floor_runs[-1], "floor")
-    validate = bed.hangar_validate(host, ours, jobs, f"v-l{latency:g}-j{jobs}")
+    validate = bed.hangar_validate(host, ours, jobs, f"v-{fmt}-l{latency:g}-j{jobs}")
     check(validate, "hangar sign validate")
     hangar, floor = _rate(hangar_runs), _rate(floor_runs)
     startup = [run.startup for run in hangar_runs if run.startup is not None]
     floor_startup = [run.startup for run in floor_runs if run.startup is not None]
     print(
-        f"  -j {jobs}: hangar {hangar:.1f}/s, floor {floor:.1f}/s, ratio {hangar / floor:.2f}; "
+        f"  {fmt} -j {jobs}: hangar {hangar:.1f}/s, floor {floor:.1f}/s, "
+        f"ratio {hangar / floor:.2f}; "
         f"requests per signature: {per_signature(hangar_runs)}",
         flush=True,
     )
     return (
-        f"| {latency:g} ms | {jobs} | {hangar:.1f} | {floor:.1f} | **{hangar / floor:.2f}** | "
+        f"| {fmt} | {latency:g} ms | {jobs} | {hangar:.1f} | {floor:.1f} | "
+        f"**{hangar / floor:.2f}** | "
         f"{_ms(min(startup) if startup else None)} / "
         f"{_ms(min(floor_startup) if floor_startup else None)} | "
         f"{per_signature(hangar_runs).split(' ')[0]} | {_rate([validate]):.1f} | "
@@ -467,6 +478,9 @@ def main() -> None:
     parser.add_argument("--jobs", default="1,8,20", help="comma-separated -j values")
     parser.add_argument("--latency-ms", default="0,20", help="comma-separated; 0 = loopback")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each signer per cell")
+    parser.add_argument(
+        "--formats", default="legacy", help="comma-separated --signature-format values"
+    )
     parser.add_argument("--memory", default="", help="comma-separated line counts, e.g. 10000")
     parser.add_argument("--hsm", action="store_true", help="also a SoftHSM2 token vs key file")
     parser.add_argument("--hsm-jobs", default="8", help="comma-separated -j for --hsm")
@@ -487,8 +501,11 @@ def main() -> None:
                 print(f"latency {latency:g} ms", flush=True)
                 host = proxy.host if proxy else server.host
                 try:
-                    for jobs in [int(v) for v in args.jobs.split(",")] * (not args.skip_floor):
-                        rows.append(compare(bed, host, latency, jobs, args.images, args.rounds))
+                    for fmt in args.formats.split(","):
+                        for jobs in [int(v) for v in args.jobs.split(",")] * (not args.skip_floor):
+                            rows.append(
+                                compare(bed, host, latency, jobs, args.images, args.rounds, fmt)
+                            )
                     for jobs in [int(v) for v in args.hsm_jobs.split(",")] * bool(token):
                         assert token is not None
                         hsm_rows.append(
@@ -499,7 +516,7 @@ def main() -> None:
                         proxy.stop()
             if rows:
                 print(TABLE_HEADER)
-                print("|---|---|---|---|---|---|---|---|---|")
+                print("|---|---|---|---|---|---|---|---|---|---|")
                 print("\n".join(rows))
             if token is not None:
                 calls = sign_calls(bed, token)

@@ -35,14 +35,24 @@ WRITTEN_STATUSES = (Status.SIGNED, Status.REMOVED)
 # -- report records, one per digest of a line (the "digests" of a result) --------------------
 
 
+class BundleSignRecord(TypedDict):
+    """sign --signature-format bundle|both: what happened to one digest's bundle."""
+
+    action: str  # signed, already-signed, failed
+    artifact: NotRequired[str]  # the referrer manifest written
+    listed: NotRequired[str]  # referrers-api, referrers-tag
+    error: NotRequired[str]
+
+
 class SignRecord(TypedDict):
     """sign: what happened to one digest."""
 
     digest: str
     platform: str
-    identity: str  # the docker-reference written
+    identity: str  # the docker-reference written ("" when no .sig signature is written)
     action: NotRequired[str]  # signed, already-signed, failed
     error: NotRequired[str]
+    bundle: NotRequired[BundleSignRecord]
 
 
 class SignatureRecord(TypedDict):
@@ -67,6 +77,9 @@ class ValidateRecord(TypedDict):
     signatures: list[SignatureRecord]
     # lines given by tag, platform manifests: would a pull by that tag be accepted
     tag_pull_accepted: NotRequired[bool]
+    # Per format (legacy: the .sig; bundle: cosign v3's bundles, one record per referrer).
+    formats: NotRequired[dict[str, dict]]
+    notes: NotRequired[list[str]]  # what one format means for consumers of the other
 
 
 class PolicySignatureRecord(TypedDict):
@@ -103,6 +116,7 @@ class RemoveRecord(TypedDict):
     action: NotRequired[str]  # removed, removed-tag, would-remove, nothing-to-remove, failed
     error: NotRequired[str]
     layers: NotRequired[list[RemovedLayerRecord]]
+    bundles: NotRequired[list[RemovedLayerRecord]]  # Sigstore bundles: artifact digest, reason
 
 
 DigestRecord = SignRecord | ValidateRecord | PolicyRecord | RemoveRecord

@@ -359,7 +359,10 @@ def test_sign_policy_output_accepts_signed_and_rejects_unsigned(
     )
     assert printed.returncode == 0, printed.stderr
     blocks = consumer_blocks(printed.stdout)
-    assert set(blocks) == {"policy.json", "registries.d", "cosign"}
+    assert set(blocks) == {
+        "policy.json", "registries.d", "cosign", "kyverno-sig:", "kyverno-bundle:",
+        "policy-controller:",
+    }  # fmt: skip
     assert blocks["cosign"] == (
         f"cosign verify --key {KEY1_PUB} --insecure-ignore-tlog=true {scope}/IMAGE:TAG"
     )

@@ -25,6 +25,7 @@ import pytest
 
 from hangar.attachments import merge as attachment_merge
 from tests.faults import layer_keys, sign_targets
+from tests.support.bundles import check_bundle, read_referrers
 from tests.support.cli import (
     HANGAR,
     KEY1,
@@ -134,7 +135,11 @@ class Started:
 
 
 def start_together(
-    registry: RegistryServer, home: Path, work: Path, plans: list[tuple[Key, Path]]
+    registry: RegistryServer,
+    home: Path,
+    work: Path,
+    plans: list[tuple[Key, Path]],
+    extra: tuple[str, ...] = (),
 ) -> list[Started]:
     """Start one `hangar sign -j 20 --debug` per (key, list), all at once.
 
@@ -152,6 +157,7 @@ def start_together(
             "-o",
             str(failed),
             "--debug",
+            *extra,
             key=key.private,
             passphrase=key.passphrase,
         )
@@ -197,9 +203,13 @@ def wait_all(started: list[Started]) -> list[Finished]:
 
 
 def run_together(
-    registry: RegistryServer, home: Path, work: Path, plans: list[tuple[Key, Path]]
+    registry: RegistryServer,
+    home: Path,
+    work: Path,
+    plans: list[tuple[Key, Path]],
+    extra: tuple[str, ...] = (),
 ) -> list[Finished]:
-    return wait_all(start_together(registry, home, work, plans))
+    return wait_all(start_together(registry, home, work, plans, extra))
 
 
 def keys_on(
@@ -423,3 +433,96 @@ def test_a_write_whose_check_went_stale_is_not_made(
         found = sorted(layer_keys(registry, image.repository, digest, public))
         assert found == ["key1", "key2", "key3"], digest
     assert "check before our write is stale" in held[0].stderr
+
+
+def bundle_keys(
+    registry: RegistryServer, image: PushedImage, digest: str, keys: list[Key]
+) -> list[str]:
+    """The key of every bundle the referrers index of `digest` lists, sorted; each bundle read
+    back and checked field by field (tests/support/bundles.py)."""
+    names = []
+    for entry in read_referrers(registry, image.repository, digest):
+        matching = [
+            key.name
+            for key in keys
+            if check_bundle(
+                registry, image.repository, digest, entry, key.public, must_verify=False
+            )
+        ]
+        assert len(matching) == 1, (image.repository, digest, entry["digest"], matching)
+        names.append(matching[0])
+    return sorted(names)
+
+
+def test_four_processes_adding_bundles_to_the_same_digests_lose_none(
+    registry: RegistryServer,
+    images: list[PushedImage],
+    keys: list[Key],
+    home: Path,
+    tmp_path: Path,
+) -> None:
+    """The referrers tag schema's index is a read-modify-write target like the `.sig` tag
+    (distribution 2.8 has no referrers API and ignores If-Match): four keys add their bundles
+    to the same 30 images' digests at once, through the same protocol; none is lost, none
+    doubled, and a second round adds nothing."""
+    chosen = images[:15]
+    orders = [chosen, chosen[::-1], chosen[5:] + chosen[:5], chosen]
+    plans = [
+        (key, write_list(tmp_path / f"list-{key.name}", registry, order))
+        for key, order in zip(keys, orders, strict=True)
+    ]
+    bundle = ("--signature-format", "bundle")
+    runs = run_together(registry, home, tmp_path, plans, bundle)
+    report("4 processes, bundles", runs)
+    for run in runs:
+        assert run.code == 0, run.problems()
+        assert f"Summary: {len(chosen)} images: {len(chosen)} signed" in run.stderr
+    everyone = sorted(key.name for key in keys)
+    problems = [
+        f"{image.repository}@{digest}: {found}"
+        for image in chosen
+        for digest in sign_targets(image)
+        if (found := bundle_keys(registry, image, digest, keys)) != everyone
+    ]
+    assert not problems, "bundles lost or doubled:\n" + "\n".join(problems)
+    again = run_together(registry, home, tmp_path, plans, bundle)
+    for run in again:
+        assert run.code == 0, run.problems()
+        assert "0 signatures written" in run.stderr
+    for image in chosen:
+        for digest in sign_targets(image):
+            assert bundle_keys(registry, image, digest, keys) == everyone
+
+
+def test_two_processes_with_the_same_key_attach_one_bundle_per_digest(
+    registry: RegistryServer,
+    images: list[PushedImage],
+    keys: list[Key],
+    home: Path,
+    tmp_path: Path,
+) -> None:
+    """Idempotent across processes too: two runs with the same key on the same images at once
+    both find no bundle; where one lists its bundle first, the other sees it (a bundle of its
+    own key among the new entries) and lists none, as the .sig protocol does for a signature."""
+    key1 = keys[0]
+    chosen = images[15:25]
+    listing = write_list(tmp_path / "same", registry, chosen)  # one order: head-on
+    runs = run_together(
+        registry,
+        home,
+        tmp_path,
+        [(key1, listing), (key1, listing)],
+        ("--signature-format", "bundle"),
+    )
+    report("same key twice, bundles", runs)
+    meanwhile = sum(run.stderr.count("a bundle of this key was listed meanwhile") for run in runs)
+    print(f"RACE same key: {meanwhile} bundle(s) found listed meanwhile by the other run")
+    for run in runs:
+        assert run.code == 0, run.problems()
+    problems = [
+        f"{image.repository}@{digest}: {found}"
+        for image in chosen
+        for digest in sign_targets(image)
+        if (found := bundle_keys(registry, image, digest, keys)) != ["key1"]
+    ]
+    assert not problems, "bundles doubled or lost:\n" + "\n".join(problems)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from hangar.manifest import OCI_MANIFEST
+from hangar.manifest import OCI_INDEX, OCI_MANIFEST
 from hangar.reference import Reference
 from hangar.registry.client import Manifest
 from hangar.registry.errors import (
@@ -62,6 +63,10 @@ class MemoryRegistry:
         self.requests: list[str] = []  # "GET tag", "HEAD tag", "PUT tag", "PUSH blob"...
         self.before: dict[str, list[Hook]] = {}
         self.after: dict[str, list[Hook]] = {}
+        # Manifests PUT by digest (referrer artifacts), and whether GET /referrers/ answers
+        # (the referrers API of distribution-spec 1.1, which no registry of the test bed has).
+        self.untagged: dict[tuple[str, str], bytes] = {}
+        self.referrers_api = False
 
     # -- scripting -------------------------------------------------------------------------
 
@@ -74,7 +79,15 @@ class MemoryRegistry:
         return Counter(self.requests)
 
     def tag(self, ref: Reference) -> bytes | None:
-        assert ref.tag is not None
+        if ref.tag is None:  # by digest: PUT so, or any tag naming it
+            assert ref.digest is not None
+            found = self.untagged.get((ref.repository, ref.digest))
+            if found is not None:
+                return found
+            for (repository, _), data in self.manifests.items():
+                if repository == ref.repository and digest_of(data) == ref.digest:
+                    return data
+            return None
         return self.manifests.get((ref.repository, ref.tag))
 
     def store(self, ref: Reference, data: bytes) -> None:
@@ -179,6 +192,8 @@ class MemoryRegistry:
                 )
             if faults.drop_puts > 0:
                 faults.drop_puts -= 1
+            elif ref.tag is None:
+                self.untagged[(ref.repository, digest_of(data))] = data
             else:
                 self.store(ref, data)
             return digest_of(data)
@@ -207,12 +222,40 @@ class MemoryRegistry:
                 for key, data in self.manifests.items()
                 if key[0] == ref.repository and digest_of(data) == digest
             ]
-            if not named:
+            untagged = self.untagged.pop((ref.repository, digest), None)
+            if not named and untagged is None:
                 raise self._not_found(ref)
             for key in named:
                 del self.manifests[key]
 
         await self._step("DELETE", ref, run)
+
+    async def get_referrers(self, ref: Reference, digest: str) -> Manifest | None:
+        """The referrers API: every manifest of the repository whose subject is `digest`, as
+        distribution-spec's "Listing Referrers" describes the answer; None without the API."""
+
+        def run() -> Manifest | None:
+            if not self.referrers_api:
+                return None
+            entries = []
+            stored = [d for (r, _), d in self.manifests.items() if r == ref.repository]
+            stored += [d for (r, _), d in self.untagged.items() if r == ref.repository]
+            for data in dict.fromkeys(stored):
+                document = json.loads(data)
+                if (document.get("subject") or {}).get("digest") != digest:
+                    continue
+                entry = {"mediaType": OCI_MANIFEST, "size": len(data), "digest": digest_of(data)}
+                kind = document.get("artifactType") or document["config"]["mediaType"]
+                entry["artifactType"] = kind
+                if document.get("annotations"):
+                    entry["annotations"] = document["annotations"]
+                entries.append(entry)
+            index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
+            body = json.dumps(index).encode()
+            return Manifest(body, OCI_INDEX, digest_of(body))
+
+        self.requests.append("GET referrers")
+        return run()
 
     def _not_found(self, ref: Reference) -> NotFoundError:
         code = self.faults.not_found_code

@@ -11,3 +11,5 @@ if not SHARED.is_dir():
 VECTORS = SHARED / "vectors"
 CIMAGE_SOURCE = Path("/usr/share/gocode/src/github.com/containers/image")
 CIMAGE_FIXTURES = CIMAGE_SOURCE / "signature" / "fixtures"
+# Test data kept in the repository itself (tests/data/README files say which tool made it).
+DATA = REPO / "tests" / "data"

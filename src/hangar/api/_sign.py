@@ -49,6 +49,7 @@ def sign(config: SignConfig, *, prompt: CredentialsPrompt | None = None) -> RunR
             sign_index=config.sign_index,
             force=config.force,
             sign_attestations=config.sign_attestations,
+            signature_format=config.signature_format,
         )
         try:
             summary = asyncio.run(_sign_run(key, options, prepared, config, prompt))

@@ -61,6 +61,7 @@ def validate(config: ValidateConfig) -> ValidateResult:
             pull_by=config.pull_by or "tag",
             require_index_signature=config.require_index_signature,
             all_instances=config.all_instances,
+            signature_format=config.signature_format,
         )
         unchecked = Unchecked()
 

@@ -24,6 +24,8 @@ DEFAULT_TIMEOUT = 600.0  # seconds per image: the seed's 10m0s
 DEFAULT_FAILED = Path("sign-failed.txt")
 
 Identity = Literal["tag", "digest", "repository"]
+SignatureFormat = Literal["legacy", "bundle", "both"]
+ValidateFormat = Literal["legacy", "bundle", "both", "any"]
 
 
 class ConfigError(UsageProblem):
@@ -130,6 +132,7 @@ class SignConfig(RunConfig):
     sign_attestations: bool = False
     force: bool = False
     dry_run: bool = False
+    signature_format: SignatureFormat = "legacy"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -169,11 +172,17 @@ class ValidateConfig(RunConfig):
     policy: str | None = None
     registries_d: str | None = None
     system_policy: bool = False
+    signature_format: ValidateFormat = "legacy"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.policy and self.system_policy:
             raise ConfigError("--policy and --system-policy exclude each other: pick one")
+        if self.signature_format != "legacy" and self.uses_policy:
+            raise ConfigError(
+                "--signature-format goes without --policy/--system-policy: a policy is judged "
+                "as containers/image judges it, which reads only the .sig tag"
+            )
         if self.uses_policy:
             for name, flag in _APPROXIMATIONS.items():
                 if getattr(self, name):

@@ -23,7 +23,6 @@ from hangar.registry.errors import (
     ServerError,
     UnreachableError,
 )
-from hangar.sigstore.attachment import parse_attachment
 
 # `confirm` waits the freshness bound after our last write, plus twice the slowest PUT seen
 # (the registry's own delay in applying a write), at least SETTLE_MIN, at most SETTLE_MAX.
@@ -141,7 +140,7 @@ class FinalCheck:
 
     async def _still_there(self, item: Change) -> bool:
         read = await self.merger.read(item.sig_ref)
-        attachment = parse_attachment(read.manifest.data) if read.manifest else None
+        attachment = item.tag_format.parse(read.manifest.data) if read.manifest else None
         return await item.in_place(read, attachment, first=False)
 
 

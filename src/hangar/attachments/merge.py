@@ -11,10 +11,10 @@ import random
 import statistics
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from hangar import output
 from hangar.errors import HangarError
@@ -141,9 +141,24 @@ class Edit:
     uploads: tuple[Awaitable[str], ...] = ()
 
 
+class TagFormat:
+    """What a tag written through the protocol holds: how to read it, and its media type for
+    the PUT. The `.sig` attachment (SIG_TAG) is the default; a referrers index is another."""
+
+    def __init__(self, media_type: str, parse: Callable[[bytes], Any]) -> None:
+        self.media_type = media_type
+        self.parse = parse
+
+
+SIG_TAG = TagFormat(OCI_MANIFEST, parse_attachment)
+
+
 class Change(Protocol):
     """One edit of a `.sig` tag (add a signature, drop some layers), applied by the merge loop
-    to whatever the tag holds at each fresh read, never to an older one."""
+    to whatever the tag holds at each fresh read, never to an older one. (A change of another
+    kind of tag, a referrers index, reads it through its own `tag_format`.)"""
+
+    tag_format: TagFormat  # SIG_TAG for a `.sig` tag
 
     @property
     def sig_ref(self) -> Reference: ...
@@ -216,7 +231,7 @@ class TagMerger:
                 await asyncio.sleep(random.uniform(0, min(MERGE_JITTER * 2**attempt, 1.0)))
             attempt += 1
             read = known if first and known else await self.read(sig_ref)
-            attachment = parse_attachment(read.manifest.data) if read.manifest else None
+            attachment = change.tag_format.parse(read.manifest.data) if read.manifest else None
             if await change.in_place(read, attachment, first=first):
                 return
             if known is None and attempt == 1:  # the confirm pass: ours went missing
@@ -285,18 +300,20 @@ class TagMerger:
             return "changed"
         if edit.manifest is None:
             return await self._delete(sig_ref, check)
-        return await self._put(sig_ref, edit.manifest, check)
+        return await self._put(sig_ref, edit.manifest, check, change.tag_format.media_type)
 
     def _too_old(self, check: TagRead) -> bool:
         """Would a PUT sent now (taking a typical round trip) start past the check's
         freshness?"""
         return time.monotonic() + self._typical_round_trip() > check.fresh_until
 
-    async def _put(self, sig_ref: Reference, data: bytes, check: TagRead) -> str | Literal["stale"]:
+    async def _put(
+        self, sig_ref: Reference, data: bytes, check: TagRead, media_type: str = OCI_MANIFEST
+    ) -> str | Literal["stale"]:
         deadline = check.fresh_until
         started = time.monotonic()
         try:
-            digest = await self.store.put_manifest(sig_ref, data, OCI_MANIFEST, deadline=deadline)
+            digest = await self.store.put_manifest(sig_ref, data, media_type, deadline=deadline)
         except StaleRequestError:
             return "stale"
         except (ServerError, UnreachableError, RegistryTimeoutError) as exc:

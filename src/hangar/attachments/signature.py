@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from hangar import output
 from hangar.attachments.journal import Written
-from hangar.attachments.merge import Edit, SignatureStore, TagRead
+from hangar.attachments.merge import SIG_TAG, Edit, SignatureStore, TagRead
 from hangar.errors import HangarError
 from hangar.reference import Reference
 from hangar.registry.errors import DigestMismatchError, NotFoundError, TooLargeError
@@ -85,6 +85,8 @@ def has_layer(attachment: Attachment, item: Written) -> bool:
 
 class AddSignature:
     """The change `sign` makes: add `item.new` to the tag (a Change; see AttachmentWriter)."""
+
+    tag_format = SIG_TAG
 
     def __init__(
         self,

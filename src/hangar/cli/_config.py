@@ -55,6 +55,7 @@ def sign_config(flags: Mapping[str, Any]) -> SignConfig:
         sign_attestations=bool(flags["sign_attestations"]),
         force=bool(flags["force"]),
         dry_run=bool(flags["dry_run"]),
+        signature_format=flags["signature_format"],
     )
 
 
@@ -72,6 +73,7 @@ def validate_config(flags: Mapping[str, Any]) -> ValidateConfig:
         policy=flags["policy"],
         registries_d=flags["registries_d"],
         system_policy=bool(flags["system_policy"]),
+        signature_format=flags["signature_format"],
     )
 
 

@@ -40,7 +40,9 @@ def policy(pubkey: str, registry: str, signed_identity: str) -> None:
     """
     from hangar.keys.backends import describe, open_public_key
     from hangar.policy.consumer import checked_scope, consumer_config, render
+    from hangar.policy.kubernetes import render_kubernetes
 
     scope = checked_scope(registry)
     key = open_public_key(pubkey)
     click.echo(render(consumer_config(scope, key, describe(pubkey), signed_identity)), nl=False)
+    click.echo("\n" + render_kubernetes(scope, key), nl=False)

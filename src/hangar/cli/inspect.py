@@ -17,7 +17,7 @@ from hangar.cli._args import tls_verify_option
 from hangar.cli._help import GoCommand
 
 if TYPE_CHECKING:
-    from hangar.operations.inspection import ImageSummary, PlatformRow, Signatures
+    from hangar.operations.inspection import Bundles, ImageSummary, PlatformRow, Signatures
     from hangar.reference import Reference
 
 
@@ -97,16 +97,25 @@ def _signatures_text(found: Signatures) -> str:
     return ", ".join([words, *verified])
 
 
+def _bundles_text(found: Bundles) -> str:
+    words = f"{found.bundles} bundle{'s' if found.bundles != 1 else ''}"
+    verified = [f"{k.verified} by {k.path} (sha256:{k.fingerprint[:16]})" for k in found.by_key]
+    return ", ".join([words, *verified])
+
+
 def _print_summary(ref: Reference, summary: ImageSummary) -> None:
     manifest, rows, own = summary.manifest, summary.rows, summary.own
+    bundles = summary.own_bundles
     fields = [
         ("Reference", str(ref)),
         ("Digest", manifest.digest),
         ("Media type", manifest.media_type),
-        ("Signed", "yes" if own is not None else "no"),
+        ("Signed", "yes" if own is not None or bundles is not None else "no"),
     ]
     if own is not None:
         fields.append(("Signatures", _signatures_text(own)))
+    if bundles is not None:
+        fields.append(("Bundles", _bundles_text(bundles) + " (cosign v3; podman reads .sig only)"))
     is_index = summary.is_index
     if not is_index:
         fields.insert(3, ("Platform", rows[0].platform if rows else "(unknown)"))
@@ -130,8 +139,13 @@ def _table(rows: list[PlatformRow]) -> list[tuple[str, str, str]]:
 def _signed_cell(row: PlatformRow) -> str:
     if row.note:
         return row.note
+    parts = []
     if row.signatures is not None:
-        return f"yes: {_signatures_text(row.signatures)}"
+        parts.append(_signatures_text(row.signatures))
+    if row.bundles is not None:
+        parts.append(_bundles_text(row.bundles))
+    if parts:
+        return "yes: " + "; ".join(parts)
     return _yes_no(row.signed)
 
 

@@ -73,6 +73,14 @@ COSIGN_PKCS11_MODULE_PATH=/usr/lib/softhsm/libsofthsm2.so hangar sign \\
     "--all and mirroring tools check every instance of an index)",
 )
 @click.option(
+    "--signature-format",
+    type=click.Choice(["legacy", "bundle", "both"]),
+    default="legacy",
+    show_default=True,
+    help="legacy: the .sig tag (podman, CRI-O, skopeo, cosign, Kyverno type Cosign); bundle: a "
+    "Sigstore bundle as cosign v3 writes it (cosign v3+, Kyverno type SigstoreBundle); both",
+)
+@click.option(
     "--dry-run/--no-dry-run",
     default=False,
     help="list the images that would be signed (--all-tags expanded) and write nothing",

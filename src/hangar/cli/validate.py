@@ -93,6 +93,14 @@ hangar sign validate \\
     "~/.config/containers/registries.d if it exists, else /etc/containers/registries.d)",
 )
 @click.option(
+    "--signature-format",
+    type=click.Choice(["legacy", "bundle", "both", "any"]),
+    default="legacy",
+    show_default=True,
+    help="what must verify per digest: legacy (the .sig tag, as podman/CRI-O read it), bundle "
+    "(a Sigstore bundle, as cosign v3 verify --key --insecure-ignore-tlog reads it), both, any",
+)
+@click.option(
     "--system-policy",
     is_flag=True,
     default=False,

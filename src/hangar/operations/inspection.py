@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from hangar import output
 from hangar.attachments.blobs import fetch_layer_blobs
+from hangar.attachments.bundles import ReferrersApi, discover
 from hangar.errors import HangarError
 from hangar.manifest import (
     INDEX_TYPES,
@@ -26,6 +27,7 @@ from hangar.reference import Reference
 from hangar.registry.client import Manifest, RegistryClient
 from hangar.registry.errors import NotFoundError
 from hangar.sigstore.attachment import SIMPLESIGNING_MEDIA_TYPE, parse_attachment, signature_tag
+from hangar.sigstore.bundle import verify_bundle
 from hangar.sigstore.keys import PublicKey
 from hangar.sigstore.verify import verify_layer
 
@@ -64,6 +66,16 @@ class Signatures:
 
 
 @dataclass(frozen=True)
+class Bundles:
+    """The Sigstore bundles of one digest (cosign v3's format): how many cosign reads, and per
+    key given with -p how many verify with it (cosign v3 verify --key --insecure-ignore-tlog)."""
+
+    bundles: int
+    by_key: tuple[KeyCount, ...] = ()
+    source: str = ""  # referrers-api or referrers-tag
+
+
+@dataclass(frozen=True)
 class PlatformRow:
     platform: str
     digest: str
@@ -71,6 +83,7 @@ class PlatformRow:
     signed: bool | None  # None: not a signable entry (attestation), or unknown
     note: str = ""
     signatures: Signatures | None = None
+    bundles: Bundles | None = None  # None: no bundle
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,7 @@ class ImageSummary:
     manifest: Manifest
     rows: list[PlatformRow]
     own: Signatures | None  # None: no `.sig` tag for the image's digest
+    own_bundles: Bundles | None = None  # None: no bundle for the image's digest
 
     @property
     def is_index(self) -> bool:
@@ -152,7 +166,7 @@ async def summarize(
     else:
         rows = [await _single_row(client, ref, manifest)]
     own = await signatures_of(client, ref, manifest.digest, keys)
-    return ImageSummary(manifest, rows, own)
+    return ImageSummary(manifest, rows, own, await bundles_of(client, ref, manifest.digest, keys))
 
 
 async def _entry_row(
@@ -161,8 +175,11 @@ async def _entry_row(
     name = str(entry.platform) if entry.platform else "(no platform)"
     if entry.is_attestation:
         return PlatformRow(name, entry.digest, entry.media_type, None, "attestation")
-    found = await signatures_of(client, ref, entry.digest, keys)
-    return PlatformRow(name, entry.digest, entry.media_type, found is not None, "", found)
+    found, bundles = await asyncio.gather(
+        signatures_of(client, ref, entry.digest, keys), bundles_of(client, ref, entry.digest, keys)
+    )
+    signed = found is not None or bundles is not None
+    return PlatformRow(name, entry.digest, entry.media_type, signed, "", found, bundles)
 
 
 async def _single_row(client: RegistryClient, ref: Reference, manifest: Manifest) -> PlatformRow:
@@ -203,6 +220,26 @@ async def signatures_of(
 
     by_key = tuple(KeyCount(path, key.fingerprint, verified_by(key)) for path, key in keys)
     return Signatures(len(layers), by_key)
+
+
+async def bundles_of(
+    client: RegistryClient, ref: Reference, digest: str, keys: list[tuple[str, PublicKey]]
+) -> Bundles | None:
+    """The bundles of `digest` as cosign v3 finds them; None when there is none (or the
+    referrers cannot be read: inspect is a summary, the reason goes to the debug log)."""
+    try:
+        discovery = await discover(client, ref, digest, ReferrersApi())
+    except HangarError as exc:
+        output.debug(f"{ref.name}@{digest}: bundles not read: {exc}")
+        return None
+    found = [item.bundle for item in discovery.bundles if item.bundle is not None]
+    if not found:
+        return None
+    by_key = tuple(
+        KeyCount(path, key.fingerprint, sum(verify_bundle(b, digest, key).accepted for b in found))
+        for path, key in keys
+    )
+    return Bundles(len(found), by_key, discovery.source)
 
 
 class _AnyIdentity:

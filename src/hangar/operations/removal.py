@@ -14,10 +14,12 @@ import contextvars
 from dataclasses import dataclass, field
 
 from hangar import output
-from hangar.attachments.merge import Edit, SignatureStore, TagRead
+from hangar.attachments.bundles import ReferrersApi
+from hangar.attachments.merge import SIG_TAG, Edit, SignatureStore, TagRead
 from hangar.attachments.writer import AttachmentWriter
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
+from hangar.operations.bundle_removal import BundleRule, matching_bundles, remove_bundles
 from hangar.operations.targets import Target, select_targets, skipped_for_platform
 from hangar.reference import Reference
 from hangar.registry.client import RegistryClient
@@ -130,6 +132,8 @@ class DropLayers:
     """The change `sign remove` makes to one `.sig` tag (an attachment_writer.Change): drop the
     layers `rule` matches in what the tag holds now; when none remain, delete the tag."""
 
+    tag_format = SIG_TAG
+
     store: SignatureStore
     sig_ref: Reference
     rule: RemovalRule
@@ -221,6 +225,11 @@ class Remover:
         self.client = client
         self.options = options
         self.writer = AttachmentWriter(client, _NoKey())
+        rule = options.rule
+        self.bundle_rule = BundleRule(
+            rule.remove_keys, rule.keep_keys, rule.unverified, rule.everything
+        )
+        self.referrers_api = ReferrersApi()
 
     async def remove_entry(self, entry: ListEntry, number: int) -> ImageResult:
         ref = entry.reference
@@ -253,6 +262,30 @@ class Remover:
         return ImageResult(status, "", removed, details)
 
     async def _remove_target(
+        self, ref: Reference, target: Target, number: int, record: RemoveRecord
+    ) -> int:
+        """The .sig layers, then the bundles the rule matches (hangar.operations.
+        bundle_removal); how many were removed (or would be)."""
+        removed = await self._remove_layers(ref, target, number, record)
+        where = f"[{ref.name}@{target.digest}] ({target.label})"
+        source, matches = await matching_bundles(
+            self.client, ref, target.digest, self.bundle_rule, self.referrers_api
+        )
+        if not matches:
+            return removed
+        record["bundles"] = [{"digest": m.artifact, "reason": m.reason} for m in matches]
+        verb = "Would remove" if self.options.dry_run else "Removed"
+        if not self.options.dry_run:
+            await remove_bundles(
+                self.client, self.writer, ref, target.digest, matches, source, _current_line.get()
+            )
+        if record.get("action") == "nothing-to-remove":
+            record["action"] = "would-remove" if self.options.dry_run else "removed"
+        for match in matches:
+            output.info(f"{verb} {where}: bundle {match.artifact}, {match.reason}", image=number)
+        return removed + len(matches)
+
+    async def _remove_layers(
         self, ref: Reference, target: Target, number: int, record: RemoveRecord
     ) -> int:
         """Remove (or with --dry-run, list) what the rule matches on this digest's tag; the

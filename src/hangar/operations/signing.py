@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from hangar import __version__, output
+from hangar.attachments.bundles import BundleWriter, ReferrersApi
 from hangar.attachments.writer import AttachmentWriter, Outcome
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
+from hangar.operations.bundle_signing import BundleSigner, SignatureFormat, subjects_of
 from hangar.operations.targets import (
     Target,
     select_targets,
@@ -25,10 +27,11 @@ from hangar.operations.targets import (
 )
 from hangar.reference import Reference
 from hangar.registry.client import RegistryClient
-from hangar.results import ImageResult, SignRecord, Status, line_progress
+from hangar.results import BundleSignRecord, ImageResult, SignRecord, Status, line_progress
 from hangar.sigstore.attachment import NewSignature, signature_tag
 from hangar.sigstore.keys import SigningKey
 from hangar.sigstore.payload import build_payload
+from hangar.sigstore.referrers import Subject
 
 IdentityMode = Literal["tag", "digest", "repository"]
 CREATOR = f"hangar {__version__}"
@@ -44,6 +47,15 @@ class SignOptions:
     sign_index: bool = True
     force: bool = False
     sign_attestations: bool = False
+    signature_format: SignatureFormat = "legacy"  # legacy (.sig), bundle, or both
+
+    @property
+    def legacy(self) -> bool:
+        return self.signature_format in ("legacy", "both")
+
+    @property
+    def bundle(self) -> bool:
+        return self.signature_format in ("bundle", "both")
 
 
 # The list line being signed, for the failed file, should the final check lose its signature.
@@ -71,6 +83,8 @@ class Signer:
     def __post_init__(self) -> None:
         self.public_key = self.key.public_key()
         self.writer = AttachmentWriter(self.client, self.public_key, force=self.options.force)
+        bundles = BundleWriter(self.client, self.writer, ReferrersApi())
+        self.bundle_signer = BundleSigner(self.client, self.key, bundles, force=self.options.force)
 
     async def sign_entry(self, entry: ListEntry, number: int) -> ImageResult:
         ref = entry.reference
@@ -91,10 +105,10 @@ class Signer:
         targets = selection.targets
         if options.sign_attestations:
             targets = with_attestations(manifest, targets)
-        return await self._sign_targets(ref, targets, number)
+        return await self._sign_targets(ref, targets, number, subjects_of(manifest))
 
     async def _sign_targets(
-        self, ref: Reference, targets: list[Target], number: int
+        self, ref: Reference, targets: list[Target], number: int, subjects: dict[str, Subject]
     ) -> ImageResult:
         """Sign the targets one after the other (each signature's own requests overlap; the
         images of a run do too, -j at a time)."""
@@ -108,7 +122,7 @@ class Signer:
             record: SignRecord = {
                 "digest": target.digest,
                 "platform": target.label,
-                "identity": identity,
+                "identity": identity if self.options.legacy else "",
             }
 
             def landed(record: SignRecord = record) -> None:
@@ -116,15 +130,30 @@ class Signer:
                 progress.details.append(record)
                 progress.signatures += 1
 
-            try:
-                outcome = await self._sign_target(ref, target, line, landed)
-            except HangarError as exc:
-                record["action"], record["error"] = "failed", str(exc)
-                errors.append(f"{target.label} {target.digest}: {exc}")
-            else:
-                verb = "Signed" if outcome == "signed" else "Already signed"
-                output.info(f"{verb} [{ref.name}@{target.digest}] ({target.label})", image=number)
-            if record.get("action") != "signed":
+            ours: frozenset[str] = frozenset()  # our .sig layer written now (the trap check)
+            if self.options.legacy:
+                try:
+                    outcome, ours = await self._sign_target(ref, target, line, landed)
+                except HangarError as exc:
+                    record["action"], record["error"] = "failed", str(exc)
+                    errors.append(f"{target.label} {target.digest}: {exc}")
+                else:
+                    verb = "Signed" if outcome == "signed" else "Already signed"
+                    output.info(
+                        f"{verb} [{ref.name}@{target.digest}] ({target.label})", image=number
+                    )
+            if self.options.bundle:
+                subject = subjects.get(target.digest)
+                bundle = await self._sign_bundle(ref, target, subject, line, number, ours)
+                record["bundle"] = bundle
+                if bundle["action"] == "failed":
+                    errors.append(f"{target.label} {target.digest}: bundle: {bundle['error']}")
+                progress.signatures += bundle["action"] == "signed"
+                if not self.options.legacy:
+                    record["action"] = bundle["action"]
+                    if "error" in bundle:
+                        record["error"] = bundle["error"]
+            if not any(done is record for done in progress.details):
                 record.setdefault("action", "already-signed")
                 progress.details.append(record)
         details, written = list(progress.details), progress.signatures
@@ -135,11 +164,39 @@ class Signer:
 
     async def _sign_target(
         self, ref: Reference, target: Target, line: str, landed: Callable[[], None]
-    ) -> Outcome:
+    ) -> tuple[Outcome, frozenset[str]]:
+        """The .sig signature; the outcome, and the layer written (its payload digest)."""
         identity = identity_for(ref, target.digest, self.options.identity_mode)
         sig_ref = ref.with_tag(signature_tag(target.digest))
         new = await self._new_signature(identity, target.digest)
-        return await self.writer.write(sig_ref, target.digest, identity, new, line, landed=landed)
+        outcome = await self.writer.write(
+            sig_ref, target.digest, identity, new, line, landed=landed
+        )
+        return outcome, frozenset([new.digest] if outcome == "signed" else [])
+
+    async def _sign_bundle(
+        self,
+        ref: Reference,
+        target: Target,
+        subject: Subject | None,
+        line: str,
+        number: int,
+        ours: frozenset[str],
+    ) -> BundleSignRecord:
+        """The bundle of one digest (cosign v3's format), beside or instead of the .sig.
+        `ours`: .sig layers this run just wrote (not read again for the trap check)."""
+        try:
+            if subject is None:  # an attestation manifest an index does not describe
+                subject = await self.bundle_signer.subject(ref, target.digest)
+            attached = await self.bundle_signer.sign(ref, subject, line, number, ours)
+        except HangarError as exc:
+            return {"action": "failed", "error": str(exc)}
+        where = f"{ref.name}@{target.digest}] ({target.label})"
+        if attached is None:
+            output.info(f"Already signed (bundle) [{where}", image=number)
+            return {"action": "already-signed"}
+        output.info(f"Signed (bundle) [{where}", image=number)
+        return {"action": "signed", "artifact": attached.artifact, "listed": attached.source}
 
     async def _new_signature(self, identity: str, digest: str) -> NewSignature:
         payload = build_payload(identity, digest, creator=CREATOR, timestamp=int(time.time()))

@@ -8,13 +8,20 @@ rules of hangar.sigstore.verify, the same code the c/image fixtures are tested a
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from hangar import output
 from hangar.attachments.blobs import LayerBlob, fetch_layer_blobs, unreadable_reason
+from hangar.attachments.bundles import ReferrersApi
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
+from hangar.operations.bundle_validation import (
+    BundleCheck,
+    ValidateFormat,
+    check_bundles,
+    consumer_notes,
+)
 from hangar.operations.targets import (
     Selection,
     Target,
@@ -52,6 +59,8 @@ class ValidateOptions:
     # Which pull of a line given by tag a PASS promises: "tag" (podman pull IMAGE:TAG, what
     # users do) or "digest" (only a pull by digest; a tag pull it would reject is a warning).
     pull_by: PullBy = "tag"
+    # legacy: the .sig (podman's view); bundle: cosign v3's bundles; both; any.
+    signature_format: ValidateFormat = "legacy"
 
     def rule(self) -> IdentityRule:
         if self.exact_repository:
@@ -72,6 +81,10 @@ class DigestCheck:
     reason: str
     verdicts: list[LayerVerdict]
     tag_pull: bool | None = None  # would a pull by the line's tag be accepted (None: n/a)
+    # Set once both formats are judged (see Validator._check):
+    legacy: tuple[bool, str] | None = None  # the .sig verdict
+    bundle: BundleCheck | None = None
+    notes: list[str] = field(default_factory=list)  # what one format means for the other side
 
 
 class Validator:
@@ -82,6 +95,7 @@ class Validator:
         self.keys = keys
         self.options = options
         self.rule = options.rule()
+        self.referrers_api = ReferrersApi()
 
     async def validate_entry(self, entry: ListEntry, number: int) -> ImageResult:
         ref = entry.reference
@@ -101,6 +115,8 @@ class Validator:
         checks = await asyncio.gather(*(self._check(ref, target) for target in targets))
         details: list[DigestRecord] = [self._record(check) for check in checks]
         failures = [check for check in checks if not check.passed]
+        for check in checks:
+            self._log_formats(ref, check, number)
         for check in failures:
             output.error(
                 f"FAIL: [{ref}] {check.target.label} {check.target.digest}: {check.reason}",
@@ -128,6 +144,47 @@ class Validator:
         return Selection(every, platforms)
 
     async def _check(self, ref: Reference, target: Target) -> DigestCheck:
+        """Both formats of one digest (the bundles are read whatever the format asked, to name
+        what they mean for cosign v3 and podman), judged as --signature-format says."""
+        legacy, bundle = await asyncio.gather(
+            self._check_legacy(ref, target),
+            check_bundles(self.client, ref, target.digest, self.keys, self.referrers_api),
+        )
+        check = legacy
+        check.legacy = (legacy.passed, legacy.reason)
+        check.bundle = bundle
+        check.notes = consumer_notes(ref, target.digest, legacy.passed, bundle)
+        fmt = self.options.signature_format
+        if fmt == "legacy":
+            return check
+        verdicts = {
+            "legacy": (legacy.passed, legacy.reason),
+            "bundle": (bundle.passed, bundle.reason),
+        }
+        wanted = ["bundle"] if fmt == "bundle" else ["legacy", "bundle"]
+        passing = [name for name in wanted if verdicts[name][0]]
+        check.passed = len(passing) == len(wanted) if fmt != "any" else bool(passing)
+        if check.passed:
+            check.reason = "accepted (" + ", ".join(passing) + ")"
+        else:
+            failing = [name for name in wanted if not verdicts[name][0]]
+            check.reason = "; ".join(f"{name}: {verdicts[name][1]}" for name in failing)
+        return check
+
+    def _log_formats(self, ref: Reference, check: DigestCheck, number: int) -> None:
+        """Per format what passed and why not (beyond the .sig verdict), and the notes."""
+        where = f"[{ref}] {check.target.label} {check.target.digest}"
+        if self.options.signature_format != "legacy" and check.legacy and check.bundle:
+            for name, (passed, reason) in (
+                ("legacy", check.legacy),
+                ("bundle", (check.bundle.passed, check.bundle.reason)),
+            ):
+                verdict = "PASS" if passed else "FAIL"
+                output.info(f"{name}: {verdict}: {where}: {reason}", image=number)
+        for note in check.notes:
+            output.warn(f"{where}: {note}", image=number)
+
+    async def _check_legacy(self, ref: Reference, target: Target) -> DigestCheck:
         try:
             blobs = await self._layers(ref, target.digest)
         except AttachmentUnreadable as exc:  # a verdict on this digest, not a run error
@@ -221,12 +278,24 @@ class Validator:
         return await fetch_layer_blobs(self.client, ref, attachment)
 
     def _record(self, check: DigestCheck) -> ValidateRecord:
-        record = self._verdicts_record(check)
+        record = self._legacy_record(check)
         if check.tag_pull is not None:
             record["tag_pull_accepted"] = check.tag_pull
+        if check.legacy is not None and check.bundle is not None:
+            bundle = check.bundle
+            record["formats"] = {
+                "legacy": {"passed": check.legacy[0], "reason": check.legacy[1]},
+                "bundle": {
+                    "passed": bundle.passed,
+                    "reason": bundle.reason,
+                    "source": bundle.source,
+                    "bundles": bundle.bundles,
+                },
+            }
+        record["notes"] = check.notes
         return record
 
-    def _verdicts_record(self, check: DigestCheck) -> ValidateRecord:
+    def _legacy_record(self, check: DigestCheck) -> ValidateRecord:
         return {
             "digest": check.target.digest,
             "platform": check.target.label,

@@ -275,6 +275,8 @@ def _kind(path: str) -> str:
         return "blob"
     if "/manifests/" in path:
         return "manifest"
+    if "/referrers/" in path:
+        return "referrers"
     return "ping" if path.rstrip("/") == "/v2" else "token"
 
 

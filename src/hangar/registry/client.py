@@ -26,7 +26,13 @@ from types import TracebackType
 from yarl import URL
 
 from hangar import output
-from hangar.manifest import ACCEPT, SCHEMA1_TYPES, UnsupportedManifestError, sha256_digest
+from hangar.manifest import (
+    ACCEPT,
+    OCI_INDEX,
+    SCHEMA1_TYPES,
+    UnsupportedManifestError,
+    sha256_digest,
+)
 from hangar.reference import Reference
 from hangar.registry import _uploads as uploads
 from hangar.registry import tags as tag_pages
@@ -189,6 +195,34 @@ class RegistryClient:
         # A registry that leaves the headers out of HEAD: the bytes tell.
         manifest = await self.get_manifest(ref)
         return manifest.digest, manifest.media_type
+
+    async def get_referrers(
+        self, ref: Reference, digest: str, *, max_size: int = DEFAULT_MAX_MANIFEST_SIZE
+    ) -> Manifest | None:
+        """The referrers API (distribution-spec v1.1): the index of the manifests whose
+        `subject` is `digest`, in `ref`'s repository; None where the registry does not serve it.
+        As ggcr decides (remote.Referrers): a 200 whose Content-Type is exactly the OCI index
+        type is the list; 404, 400, 406 or another Content-Type mean no API. Only the first
+        page is read, as cosign does."""
+        call = Call(
+            ref.registry,
+            ref.repository,
+            PULL,
+            "GET",
+            f"/v2/{ref.repository}/referrers/{digest}",
+            f"the referrers of {ref.name}@{digest}",
+            headers={"Accept": OCI_INDEX},
+            limit=max_size,
+            follow_redirects=True,
+        )
+        response = await self._requests.request_limited(call, max_size, call.what)
+        if response.status in (400, 404, 406):
+            return None
+        if response.status != 200:
+            raise self._requests.error(response, call)
+        if base_type(response.headers.get("Content-Type")) != OCI_INDEX:
+            return None
+        return Manifest(response.body, OCI_INDEX, sha256_digest(response.body))
 
     async def put_manifest(
         self, ref: Reference, data: bytes, media_type: str, *, deadline: float | None = None
