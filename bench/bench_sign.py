@@ -410,7 +410,9 @@ def compare_hsm(
     print(
         f"  HSM -j {jobs}: key file {file_rate:.1f}/s, token {token_rate:.1f}/s, "
         f"ratio {token_rate / file_rate:.2f} (per round: "
-        f"{', '.join(f'{p:.2f}' for p in pairs)}; median {median:.2f})",
+        f"{', '.join(f'{p:.2f}' for p in pairs)}; median {median:.2f}); start-up to the first "
+        f"request, ms: file {', '.join(_ms(r.startup) for r in file_runs)}, token "
+        f"{', '.join(_ms(r.startup) for r in token_runs)}",
         flush=True,
     )
     return (
