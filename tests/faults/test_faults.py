@@ -54,6 +54,7 @@ from tests.support.faultproxy import (
     FaultProxy,
     Rule,
 )
+from tests.support.http import RegistryHTTPError
 from tests.support.images import PushedImage, push_image
 from tests.support.paths import REPO
 from tests.support.registry import RegistryServer, write_auth_json
@@ -753,12 +754,16 @@ def test_a_registry_killed_for_good_ends_the_run_in_seconds(make_bed: Callable[.
     assert down[0].startswith("[ERRO]") and f"registry {bed.server.host} " in down[0], down
     assert re.search(r"since \d\d:\d\d:\d\d UTC", down[0]), down
     documented("registry-down", 1, down[0], _run_specific(down[0]))
-    # The lines signed before the kill: the end-of-run check cannot confirm them, at once.
-    (unconfirmed,) = [line for line in said if "the end-of-run check cannot confirm" in line]
-    count = re.search(r"confirm (\d+) signature", unconfirmed)
-    assert count is not None, unconfirmed
-    subs = {f"confirm {count.group(1)} signature": "confirm N signature"}
-    documented("final-check-registry-down", 1, unconfirmed, subs)
+    # The lines signed before the kill: the end-of-run check cannot confirm them, at once
+    # (in one line, or two when it began before the registry was found down).
+    unconfirmed = [line for line in said if "the end-of-run check cannot confirm" in line]
+    counts = [re.search(r"confirm (\d+) signature", line) for line in unconfirmed]
+    assert 1 <= len(unconfirmed) <= 2 and all(counts), unconfirmed
+    not_confirmed = sum(int(count.group(1)) for count in counts if count)
+    first = counts[0]
+    assert first is not None
+    subs = {f"confirm {first.group(1)} signature": "confirm N signature"}
+    documented("final-check-registry-down", 1, unconfirmed[0], subs)
     # Images after the registry went down fail with no line of their own (said once).
     errors = [line for line in said if line.startswith("[ERRO]")]
     assert len(errors) < DEAD_IMAGES // 2, len(errors)
@@ -771,28 +776,44 @@ def test_a_registry_killed_for_good_ends_the_run_in_seconds(make_bed: Callable[.
     assert {record["image"] for record in records} == set(bed.lines)
     jsonschema.Draft202012Validator(REPORT_SCHEMA).validate(report)
     late = {entry["image"] for entry in report["lateFailures"]}
-    assert len(late) == int(count.group(1))
+    assert len(late) == not_confirmed
     failed_in_report = {r["image"] for r in records if r["status"] == "failed"} | late
     assert set(failed) == failed_in_report
     assert report["summary"]["failed"] == len(failed)
     held = 0
+    damaged: set[str] = set()
     for image in bed.images:
-        count = _key1_on(bed, image)
+        try:
+            count = _key1_on(bed, image)
+        except RegistryHTTPError as exc:
+            # SIGKILL in the middle of distribution's write of a tag leaves its link file
+            # half written: the registry answers 500 for that tag from then on (its damage,
+            # not hangar's; at most the PUTs in flight, one per job).
+            assert exc.status == 500 and bed.line(image) in failed, exc
+            damaged.add(bed.line(image))
+            continue
         assert count <= 1, bed.line(image)
         held += count
         if bed.line(image) not in failed:
             assert count == 1, f"{bed.line(image)} is not in the failed file but not signed"
+    assert len(damaged) <= 2, damaged
     # What the summary counts is what the registry holds: a PUT cut by the kill may have
     # landed unseen (at most one per job), but nothing written is left uncounted.
     counted = report["summary"]["signatures"]
-    assert 0 < counted <= held <= counted + 2, (counted, held)
+    assert 0 < counted <= held + len(damaged) and held <= counted + 2, (counted, held, damaged)
     assert f"; {counted} signatures written in " in run.stderr
     reported = sum(1 for r in records for d in r["digests"] if d.get("action") == "signed")
     assert reported == counted
 
-    rerun = bed.sign(bed.failed_path)
-    assert rerun.code == 0, rerun.tail()
-    assert all(_key1_on(bed, image) == 1 for image in bed.images)
+    # The failed file finishes the job (a generous timeout: 150 images on a loaded machine),
+    # but for tags the kill damaged: those fail again, naming the registry's HTTP 500.
+    rerun_args = bed.sign_command(bed.failed_path, jobs=8)
+    rerun = run_hangar(rerun_args, bed.home, cwd=bed.work, timeout=600, **FAST_RETRIES)
+    assert rerun.returncode == (1 if damaged else 0), rerun.stderr[-3000:]
+    if damaged:
+        assert set(failed_lines(bed.failed_path)) == damaged
+    intact = [image for image in bed.images if bed.line(image) not in damaged]
+    assert all(_key1_on(bed, image) == 1 for image in intact)
     stats("registry-killed", run, after_kill=f"{after_kill:.1f}s", failed_lines=len(failed))
 
 
