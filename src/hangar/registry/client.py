@@ -11,7 +11,8 @@ The parts, each in its module: `_transport` (session, bodies, redirects, the ret
 `_endpoints` (first contact and scheme per registry), `_auth` (credentials and tokens),
 `_requests` (one call through all of them), `_uploads` (blob uploads), `_content` (digest and
 media type checks), `errors` (statuses and failed connections as RegistryErrors), `retry`
-(policy, and the one budget of each operation). This module is the API.
+(policy, and the one budget of each operation). This module is the API: One module because
+it is the whole surface the rest of hangar calls, each method a few lines over those parts.
 """
 
 from __future__ import annotations
