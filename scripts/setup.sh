@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything hangar and its tests need on a Debian machine (as root, or with sudo):
 # Debian's docker-registry (CNCF distribution 2.8) for the real-registry tests and the demo,
-# containers/image's signature fixtures, and a virtualenv with hangar and its test tools.
+# and a virtualenv with hangar and its test tools. (The test data, containers/image's fixtures
+# included, is in tests/data.)
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +12,6 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 need_apt=()
 command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
-[ -d /usr/share/gocode/src/github.com/containers/image/signature/fixtures ] ||
-    need_apt+=(golang-github-containers-image-dev)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -1,6 +1,6 @@
 """`hangar sign validate` end to end: the real command against a real registry.
 
-Signatures come from three sources: containers/image (the shared `cimage-attachment` vector,
+Signatures come from three sources: containers/image (tests/data's `cimage-attachment` vector,
 pushed as-is), `hangar sign` itself (every --signed-identity mode), and attachments built here
 by hand, byte by byte, with the vector private keys (the tampering cases). Each verdict is
 checked on what the command prints (`PASS: [ref]`, `FAIL: [ref] PLATFORM DIGEST: reason`), its
