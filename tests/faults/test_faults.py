@@ -294,7 +294,7 @@ def rerun_failed(bed: Bed, failed: list[str]) -> Run:
 
 def expect_clean(bed: Bed, run: Run) -> None:
     """Nothing failed: no failed file, exit 0, every line signed once, KEY2 intact."""
-    assert check_outcome(bed, run) == []
+    assert check_outcome(bed, run) == [], run.tail()
     rerun_failed(bed, [])
 
 
@@ -479,7 +479,7 @@ def test_a_short_token_lifetime_expires_during_the_run(make_bed: Callable[..., B
     bed = make_bed("token", count=10, one_repository=True)
     token_server = bed.server.token_server
     assert token_server is not None
-    token_server.lifetime = 2  # the registry refuses a token 1-2 s after it is issued
+    token_server.lifetime = 2  # the registry refuses a token 2-3 s after it is issued
     # Slow image reads stretch the run to several token lifetimes.
     bed.proxy.add_rule(
         Rule(method="GET", path_regex=r"/manifests/v\d+$", action="delay", delay=0.8)
