@@ -185,3 +185,74 @@ def normalize_arch(text: str) -> str:
 def normalize_os(text: str) -> str:
     lowered = text.strip().lower()
     return _OS_ALIASES.get(lowered, lowered)
+
+
+# Every GOOS and GOARCH Go knows (go/build's syslist.go, Go 1.22): the values an image platform
+# can have, since the tools that build images (docker, buildah, ko) take them from Go's names.
+KNOWN_OSES = [
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "hurd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "nacl",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "wasip1",
+    "windows",
+    "zos",
+]
+KNOWN_ARCHITECTURES = [
+    "386",
+    "amd64",
+    "amd64p32",
+    "arm",
+    "arm64",
+    "arm64be",
+    "armbe",
+    "loong64",
+    "mips",
+    "mips64",
+    "mips64le",
+    "mips64p32",
+    "mips64p32le",
+    "mipsle",
+    "ppc",
+    "ppc64",
+    "ppc64le",
+    "riscv",
+    "riscv64",
+    "s390",
+    "s390x",
+    "sparc",
+    "sparc64",
+    "wasm",
+]
+
+
+def unknown_platform_value(flag: str, value: str) -> str | None:
+    """Why an --os/--arch value (already normalized) can match no image, or None when it can:
+    the warning names the value, the nearest known names, and the usual spellings."""
+    import difflib
+
+    if flag == "--os":
+        name, known, what = value, KNOWN_OSES, "an OS"
+        common = "linux, windows, darwin, freebsd"
+    else:
+        name, known, what = value.partition("/")[0], KNOWN_ARCHITECTURES, "an architecture"
+        common = "amd64, arm64, arm/v7, arm/v6, 386, ppc64le, s390x, riscv64"
+    if name in known:
+        return None
+    near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    guess = f"did you mean {near[0]}? " if near else ""
+    return (
+        f"{flag} {value} is not {what} an image platform can have, so it matches nothing "
+        f"({guess}known spellings: {common}; Go's GOOS/GOARCH names)"
+    )

@@ -61,7 +61,7 @@ RAW_R_S = (
     '("invalid signature when validating ASN.1 encoded signature"); sign again with a tool '
     "that writes DER (hangar, cosign, skopeo)"
 )
-SUMMARY = "[INFO] Summary: {} images: {} passed, {} skipped for platform, {} failed; "
+SUMMARY = "[INFO] Summary: {}: {} passed, {} skipped for platform, {} failed; "
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -86,7 +86,9 @@ def pass_lines(stderr: str) -> list[str]:
 
 
 def summary(total: int, passed: int, skipped: int, failed: int) -> str:
-    return SUMMARY.format(total, passed, skipped, failed)
+    return SUMMARY.format(
+        f"{total} image" if total == 1 else f"{total} images", passed, skipped, failed
+    )
 
 
 def critical(identity: str, digest: str) -> str:

@@ -17,7 +17,7 @@ import click
 
 from hangar import output
 from hangar.cli._args import split_list
-from hangar.manifest import normalize_arch, normalize_os
+from hangar.manifest import normalize_arch, normalize_os, unknown_platform_value
 
 MAX_JOBS = 20
 DEFAULT_ARCH = ("amd64,arm64",)
@@ -100,6 +100,9 @@ class RunConfig:
                 name = normalize(value)
                 if name != value:
                     output.info(f"{flag} {value} is read as {name}, as containers/image names it")
+                problem = unknown_platform_value(flag, name)
+                if problem is not None:
+                    output.warn(problem)
 
 
 def _run_fields(flags: Mapping[str, Any], command: str, what: str) -> dict[str, Any]:

@@ -188,19 +188,24 @@ def _errors(entries: list[ListEntry]) -> int:
     return sum(1 for entry in entries if entry.error is not None)
 
 
-def resign_command(config: RunConfig, failed_path: Path) -> str:
+def resign_command(config: RunConfig, failed_path: Path, *, all_instances: bool = False) -> str:
     """The `hangar sign` that re-signs what a validate run failed: its list, and the flags of
     the validate run that decide which images and digests those lines mean."""
     words = ["hangar sign", f"-f {failed_path}", "-k KEY"]
     for flag, value in (("--registry", config.registry), ("--project", config.project)):
         if value:
             words.append(f"{flag} {value}")
-    for flag, given, default in (
-        ("--arch", config.arch_given, DEFAULT_ARCH),
-        ("--os", config.os_given, DEFAULT_OS),
-    ):
-        if (given or default) != default:
-            words.append(f"{flag} {','.join(split_list(given))}")
+    if all_instances:
+        # validate --all-instances checked every instance, whatever --os/--arch: sign them
+        # all (empty lists select every platform), attestation manifests included.
+        words += ["--os ''", "--arch ''", "--sign-attestations"]
+    else:
+        for flag, given, default in (
+            ("--arch", config.arch_given, DEFAULT_ARCH),
+            ("--os", config.os_given, DEFAULT_OS),
+        ):
+            if (given or default) != default:
+                words.append(f"{flag} {','.join(split_list(given))}")
     if config.all_tags:
         words.append("--all-tags")
     if not config.tls_verify:
@@ -208,9 +213,46 @@ def resign_command(config: RunConfig, failed_path: Path) -> str:
     return " ".join(words)
 
 
+def images(count: int) -> str:
+    """`1 image`, `2 images`."""
+    return f"{count} image" if count == 1 else f"{count} images"
+
+
+def revalidate_command(config: RunConfig, failed_path: Path) -> str:
+    """The `hangar sign validate` that checks the failed lines again, with the flags that
+    decide what was checked (the keys or policy are named by their flags, not repeated)."""
+    words = ["hangar sign validate", f"-f {failed_path}", "..."]
+    for flag, value in (("--registry", config.registry), ("--project", config.project)):
+        if value:
+            words.append(f"{flag} {value}")
+    if not config.tls_verify:
+        words.append("--tls-verify=false")
+    return " ".join(words)
+
+
+def could_not_check_advice(config: RunConfig, failed_path: Path) -> str:
+    """Exit 3: nothing was found unsigned, the lines could not be checked. Re-signing would
+    not help; access would."""
+    return (
+        "they could not be checked, not found unsigned: check that their registries can be "
+        "reached, that the images exist, and the login (`hangar login REGISTRY`), then run "
+        f"`{revalidate_command(config, failed_path)}` with the same keys or policy"
+    )
+
+
 def print_summary(
-    summary: Summary, verb: str, noun: str, failed_path: Path, *, resign: str | None = None
+    summary: Summary,
+    verb: str,
+    noun: str,
+    failed_path: Path,
+    *,
+    resign: str | None = None,
+    retry: str | None = None,
+    dry_run: bool = False,
 ) -> None:
+    """The summary line and what to do next. `resign` (validate): the `hangar sign` that
+    re-signs the failed lines; `retry` (validate): the command that checks them again, the
+    advice when no failed line got a verdict (exit 3: access, not signatures)."""
     counts = summary.counts
     rate = summary.signatures / summary.elapsed if summary.elapsed > 0 else 0.0
     if verb == "sign":
@@ -220,11 +262,16 @@ def print_summary(
         ]
         tail = f"{summary.signatures} signatures written"
     elif verb == "remove":
+        done = "would remove" if dry_run else "removed"
         parts = [
-            f"{counts.get('removed', 0)} removed",
+            f"{counts.get('removed', 0)} {done}",
             f"{counts.get('nothing-to-remove', 0)} nothing to remove",
         ]
-        tail = f"{summary.signatures} signatures removed"
+        tail = (
+            f"{summary.signatures} signatures would be removed (dry run: nothing was removed)"
+            if dry_run
+            else f"{summary.signatures} signatures removed"
+        )
     else:
         parts = [f"{counts.get('passed', 0)} passed"]
         tail = f"{summary.signatures} digests verified"
@@ -237,7 +284,7 @@ def print_summary(
     if counts.get("mirror-format"):
         parts.append(f"{counts['mirror-format']} mirror-format line(s) skipped")
     line = (
-        f"Summary: {summary.total} images: {', '.join(parts)}; {tail} in "
+        f"Summary: {images(summary.total)}: {', '.join(parts)}; {tail} in "
         f"{summary.elapsed:.1f}s ({rate:.1f} {noun}/s)"
     )
     output.info(line, always=True)
@@ -245,13 +292,16 @@ def print_summary(
         output.error(f"the run stopped: {summary.fatal}")
     unfinished = summary.failed + summary.not_started
     if unfinished:
-        retry = (
-            f"run again with -f {failed_path} to retry just those"
-            if verb == "sign"
-            else f"re-sign them with `{resign or f'hangar sign -f {failed_path} -k KEY'}`, "
-            "then validate again"
-        )
-        output.error(f"{unfinished} image(s) not done; their lines are in {failed_path} ({retry})")
+        if verb != "validate":
+            advice = f"run again with -f {failed_path} to retry just those"
+        elif retry is not None:
+            advice = retry
+        else:
+            advice = (
+                f"re-sign them with `{resign or f'hangar sign -f {failed_path} -k KEY'}`, "
+                "then validate again"
+            )
+        output.error(f"{images(unfinished)} not done; their lines are in {failed_path} ({advice})")
     if summary.interrupted:
         output.warn("the run was interrupted; unfinished lines are in the failed file")
     if summary.only_skipped_for_platform:

@@ -104,7 +104,7 @@ def _remove(config: RemoveConfig) -> int:
             oses=config.oses, arches=config.arches, rule=rule, dry_run=config.dry_run
         )
         summary = asyncio.run(_remove_run(options, prepared, config))
-    print_summary(summary, "remove", "signatures", prepared.failed_path)
+    print_summary(summary, "remove", "signatures", prepared.failed_path, dry_run=config.dry_run)
     return exit_code(summary)
 
 

@@ -26,6 +26,7 @@ from hangar.cli._run import (
 if TYPE_CHECKING:
     from hangar.imagelist import ListEntry
     from hangar.operations.signing import SignOptions
+    from hangar.results import ImageResult
     from hangar.runner.progress import Summary
     from hangar.sigstore.keys import PrivateKey
 
@@ -152,35 +153,93 @@ async def _sign_run(
 
 
 def _dry_run(config: SignConfig) -> int:
-    """One reference a line on stdout; no key is read, nothing is written. Lines that would
-    fail (bad references, tags that cannot be listed) are errors on stderr, and exit 1."""
+    """One reference a line on stdout for each image that would be signed; no key is read,
+    nothing is written. Each line is resolved as a real run would (its manifest and
+    platforms read): a line that would fail (a bad reference, a missing image, a registry
+    that refuses, tags that cannot be listed) is an error on stderr, one with no matching
+    platform is said to be skipped; the exit code is what the real run's would be."""
     from hangar.imagelist import iter_image_list, open_image_list
+    from hangar.results import ImageResult
 
+    config.announce()
     source = open_image_list(config.file)
-    entries = list(iter_image_list(source, registry=config.registry, project=config.project))
-    if config.all_tags:
-        entries = asyncio.run(_expand(entries, config))
-    images = bad = 0
-    for entry in entries:
-        if entry.reference is not None:
-            click.echo(str(entry.reference))
-            images += 1
-        elif entry.error is not None:
+    listed = list(iter_image_list(source, registry=config.registry, project=config.project))
+    entries, results = asyncio.run(_plan(listed, config))
+    images = bad = skipped = digests = 0
+    for entry, result in zip(entries, results, strict=True):
+        if entry.unsupported is not None:
+            continue
+        if entry.error is not None:
             output.error(f"{entry.text}: line {entry.line_number}: {entry.error}")
             bad += 1
+        elif not isinstance(result, ImageResult):
+            output.error(f"{entry.text}: line {entry.line_number}: {_failure(result, config)}")
+            bad += 1
+        elif result.status == "skipped":
+            output.info(
+                f"{entry.text}: line {entry.line_number}: {result.message}, would be skipped"
+            )
+            skipped += 1
+        else:
+            click.echo(str(entry.reference))
+            images += 1
+            digests += result.signatures
     output.info(
-        f"Dry run: {images} image(s) would be signed, {bad} line(s) would fail; "
-        "nothing was signed or written",
+        f"Dry run: {images} image(s) would be signed ({digests} digest(s)), {skipped} skipped "
+        f"for platform, {bad} line(s) would fail; nothing was signed or written",
         always=True,
     )
-    return 1 if bad else 0
+    if bad or (skipped and not images):
+        return 1
+    return 0
 
 
-async def _expand(entries: list[ListEntry], config: SignConfig) -> list[ListEntry]:
-    from hangar.operations.alltags import expand_all_tags
+def _failure(result: Exception | None, config: SignConfig) -> str:
+    """As a real run words a line's failure."""
+    from hangar.errors import HangarError
 
-    async with registry_client(config, 1) as client:
-        return await expand_all_tags(entries, client)
+    if result is None:
+        return f"timed out after {config.timeout:g}s (--timeout)"
+    if isinstance(result, HangarError):
+        return str(result)
+    return f"unexpected error: {result.__class__.__name__}: {result}"
+
+
+async def _plan(
+    listed: list[ListEntry], config: SignConfig
+) -> tuple[list[ListEntry], list[ImageResult | Exception | None]]:
+    """The lines (--all-tags expanded), each resolved, -j at a time: its result, the error
+    it would fail with, or None when it timed out (or is no image reference)."""
+    from hangar.operations.signing import SignOptions, plan_entry
+
+    options = SignOptions(
+        oses=config.oses,
+        arches=config.arches,
+        identity_mode=config.signed_identity,
+        sign_index=config.sign_index,
+        sign_attestations=config.sign_attestations,
+    )
+    async with registry_client(config) as client:
+        entries = listed
+        if config.all_tags:
+            from hangar.operations.alltags import expand_all_tags
+
+            entries = await expand_all_tags(listed, client)
+        gate = asyncio.Semaphore(config.jobs)
+
+        async def one(entry: ListEntry) -> ImageResult | Exception | None:
+            if entry.reference is None:
+                return None
+            async with gate:
+                try:
+                    async with asyncio.timeout(config.timeout):
+                        return await plan_entry(client, entry, options)
+                except TimeoutError:
+                    return None
+                except Exception as exc:  # a failed line, reported as a real run would
+                    return exc
+
+        return entries, list(await asyncio.gather(*(one(entry) for entry in entries)))
 
 
 def _register_validate() -> None:

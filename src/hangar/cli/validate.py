@@ -14,7 +14,9 @@ from hangar.cli._args import list_options
 from hangar.cli._config import ValidateConfig
 from hangar.cli._help import GoCommand
 from hangar.cli._run import (
+    COULD_NOT_CHECK,
     ListRun,
+    could_not_check_advice,
     exit_code,
     key_record,
     prepare_run,
@@ -142,9 +144,13 @@ def _validate(config: ValidateConfig) -> int:
         )
         unchecked = Unchecked()
         summary = asyncio.run(_validate_run(keys, context, options, prepared, config, unchecked))
-    resign = resign_command(config, prepared.failed_path)
-    print_summary(summary, "validate", "digests", prepared.failed_path, resign=resign)
-    return exit_code(summary, unchecked=unchecked.count)
+    resign = resign_command(config, prepared.failed_path, all_instances=config.all_instances)
+    code = exit_code(summary, unchecked=unchecked.count)
+    retry = (
+        could_not_check_advice(config, prepared.failed_path) if code == COULD_NOT_CHECK else None
+    )
+    print_summary(summary, "validate", "digests", prepared.failed_path, resign=resign, retry=retry)
+    return code
 
 
 async def _validate_run(

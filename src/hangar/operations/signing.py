@@ -16,6 +16,7 @@ from hangar.attachments.writer import AttachmentWriter, Outcome
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
 from hangar.operations.targets import (
+    Selection,
     Target,
     select_targets,
     skipped_for_platform,
@@ -59,6 +60,46 @@ def identity_for(ref: Reference, digest: str, mode: IdentityMode) -> str:
     return f"{ref.name}@{digest}"
 
 
+async def signing_targets(
+    client: RegistryClient, ref: Reference, options: SignOptions
+) -> tuple[list[Target], Selection]:
+    """What signing this image would sign: its manifest read, --os/--arch applied, the
+    attestations and index added as asked. No targets: no platform matches (skipped).
+    A registry error (not found, refused, unreachable) is raised, as a real run fails."""
+    manifest = await client.get_manifest(ref)
+    selection = await select_targets(
+        client, ref, manifest, options.oses, options.arches, include_index=options.sign_index
+    )
+    targets = selection.targets
+    if targets and options.sign_attestations:
+        targets = with_attestations(manifest, targets)
+    return targets, selection
+
+
+async def plan_entry(client: RegistryClient, entry: ListEntry, options: SignOptions) -> ImageResult:
+    """`sign --dry-run` for one line: resolved as a real run would (a missing image, a
+    registry that refuses, no matching platform), nothing written. SIGNED here means "would
+    be signed"; `details` holds the digests with their platform, `signatures` their number."""
+    ref = entry.reference
+    assert ref is not None
+    targets, selection = await signing_targets(client, ref, options)
+    if not targets:
+        have = ", ".join(selection.platforms) or "none"
+        return ImageResult(
+            Status.SKIPPED, f"no matching platform (it has {have})", platforms=selection.platforms
+        )
+    details: list[SignRecord] = [
+        {
+            "digest": target.digest,
+            "platform": target.label,
+            "identity": identity_for(ref, target.digest, options.identity_mode),
+            "action": "would-sign",
+        }
+        for target in targets
+    ]
+    return ImageResult(Status.SIGNED, "", len(targets), details)
+
+
 @dataclass
 class Signer:
     client: RegistryClient
@@ -74,21 +115,9 @@ class Signer:
         ref = entry.reference
         assert ref is not None
         _current_line.set(entry.text)  # each job runs in its own task, so its own context
-        manifest = await self.client.get_manifest(ref)
-        options = self.options
-        selection = await select_targets(
-            self.client,
-            ref,
-            manifest,
-            options.oses,
-            options.arches,
-            include_index=options.sign_index,
-        )
-        if not selection.targets:
+        targets, selection = await signing_targets(self.client, ref, self.options)
+        if not targets:
             return skipped_for_platform(ref, selection, number)
-        targets = selection.targets
-        if options.sign_attestations:
-            targets = with_attestations(manifest, targets)
         return await self._sign_targets(ref, targets, number)
 
     async def _sign_targets(
