@@ -823,10 +823,13 @@ def test_error_bodies_in_every_dialect() -> None:
         b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown",'
         b'"detail":{"Tag":"x"}}]}'
     )
+    # the structured detail is for programs: no raw JSON in a message
     assert parse_error_body(distribution) == (
         "MANIFEST_UNKNOWN",
-        'MANIFEST_UNKNOWN: manifest unknown ({"Tag":"x"})',
+        "MANIFEST_UNKNOWN: manifest unknown",
     )
+    with_text = b'{"errors":[{"code":"DENIED","message":"denied","detail":"quota exceeded"}]}'
+    assert parse_error_body(with_text)[1] == "DENIED: denied (quota exceeded)"
     harbor = b'{"errors":[{"code":"NOT_FOUND","message":"artifact ns/app:x not found"}]}'
     assert parse_error_body(harbor)[0] == "NOT_FOUND"
     assert (
