@@ -68,7 +68,7 @@ class Descriptor:
 def load_json(data: bytes, what: str = "manifest") -> dict:
     try:
         document = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise HangarError(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise HangarError(f"{what} is not a JSON object")
@@ -79,7 +79,7 @@ def detect_media_type(data: bytes, header_type: str | None) -> str:
     """The manifest's media type: its own mediaType field, else the Content-Type header."""
     try:
         document = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         document = {}
     declared = document.get("mediaType") if isinstance(document, dict) else None
     if isinstance(declared, str) and declared:
@@ -102,10 +102,16 @@ def _descriptor(entry: dict) -> Descriptor:
             variant=str(raw_platform.get("variant", "") or ""),
             os_version=str(raw_platform.get("os.version", "") or ""),
         )
+    size = entry.get("size")
+    if size is None:
+        size = 0  # Go leaves a null or missing int64 at zero
+    elif isinstance(size, bool) or not isinstance(size, int):
+        # What containers/image's json decoding refuses (a string, a float, a list).
+        raise HangarError(f"a descriptor's size is not an integer: {json.dumps(size)[:40]}")
     return Descriptor(
         media_type=str(entry.get("mediaType", "")),
         digest=str(entry.get("digest", "")),
-        size=int(entry.get("size", 0) or 0),
+        size=size,
         platform=platform,
         annotations=entry.get("annotations")
         if isinstance(entry.get("annotations"), dict)

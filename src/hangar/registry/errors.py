@@ -111,7 +111,7 @@ def parse_error_body(body: bytes) -> tuple[str | None, str]:
     """
     try:
         document = json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         document = None
     errors = document.get("errors") if isinstance(document, dict) else None
     if isinstance(errors, list) and errors:
