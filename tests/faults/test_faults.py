@@ -287,7 +287,8 @@ def rerun_failed(bed: Bed, failed: list[str]) -> Run:
     run = bed.sign(bed.failed_path)
     assert run.code == 0, run.tail()
     assert not bed.failed_path.exists()
-    assert f"Summary: {len(failed)} images:" in run.stderr
+    images = f"{len(failed)} image" if len(failed) == 1 else f"{len(failed)} images"
+    assert f"Summary: {images}:" in run.stderr
     check_all_signed_once(bed)
     return run
 
