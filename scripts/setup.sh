@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install everything hangar and its tests need on a Debian machine (as root, or with sudo):
 # Debian's docker-registry (CNCF distribution 2.8) for the real-registry tests and the demo,
-# containers/image's signature fixtures, SoftHSM2 and OpenSC's pkcs11-tool for the PKCS#11
-# (HSM) key tests, and a virtualenv with hangar and its test tools.
+# SoftHSM2 and OpenSC's pkcs11-tool for the PKCS#11 (HSM) key tests, and a virtualenv
+# with hangar and its test tools. (The test data, containers/image's fixtures included, is in
+# tests/data.)
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +13,6 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 need_apt=()
 command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
-[ -d /usr/share/gocode/src/github.com/containers/image/signature/fixtures ] ||
-    need_apt+=(golang-github-containers-image-dev)
 [ -f /usr/lib/softhsm/libsofthsm2.so ] || need_apt+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || need_apt+=(opensc)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)

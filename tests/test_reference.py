@@ -18,11 +18,11 @@ HEX = "01ba4719c80b6fe911b091a7c05124b64eeece964e09c058ef8f9805daca546b"
 DIGEST = f"sha256:{HEX}"
 
 # Verdicts of containers/image 5.29's own parser (docker/reference ParseNormalizedNamed +
-# TagNameOnly, built from /usr/share/gocode with Go 1.19), for a random sample of generated
-# references; None means it rejects the reference. Known, deliberate differences are not in this
-# sample: `a_b.io/x` (Go accepts it by reading `a_b.io` as a path component, leaving no
-# registry), `registry-1.docker.io/x` (we spell it docker.io), `[::1]:5000/x` (IPv6 hosts, from
-# newer distribution/reference) and digests other than sha256.
+# TagNameOnly, built from Debian's golang-github-containers-image-dev source with Go 1.19), for
+# a random sample of generated references; None means it rejects the reference. Known,
+# deliberate differences are not in this sample: `a_b.io/x` (Go accepts it by reading `a_b.io`
+# as a path component, leaving no registry), `registry-1.docker.io/x` (we spell it docker.io),
+# `[::1]:5000/x` (IPv6 hosts, from newer distribution/reference) and digests other than sha256.
 C_IMAGE_VERDICTS = [
     ("-a.io/a-:.x", None),
     ("-a.io/a__b/a.:a+b", None),

@@ -52,6 +52,17 @@ class UsageProblem(HangarError):
     exit_code = 2
 
 
+class FileArgumentError(UsageProblem):
+    """A file a flag names (-f's list, a key, a passphrase file) that does not exist, is a
+    directory or cannot be read: a usage error (exit 2), as a missing flag is, found before
+    any work. What a readable file holds is checked later, with its own errors (exit 1)."""
+
+
+class KeyFileArgumentError(KeyFileError, FileArgumentError):
+    """A key or passphrase file that does not exist or cannot be read (exit 2); still a
+    KeyFileError for the code that handles key errors (a policy's keyPath fails its image)."""
+
+
 class UnexpectedError(HangarError):
     """An exception no code path expected: a bug in hangar. It names the original exception,
     which the CLI shows with its traceback under --debug."""

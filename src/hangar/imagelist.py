@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hangar.errors import HangarError, InvalidReferenceError
+from hangar.errors import FileArgumentError, HangarError, InvalidReferenceError
 from hangar.reference import (
     Reference,
     normalize_project_option,
@@ -155,7 +155,7 @@ def _stat_list(path: Path) -> os.stat_result:
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise HangarError(
+        raise FileArgumentError(
             f"image list file {path} does not exist", hint="check the --file path"
         ) from None
     except PermissionError:
@@ -163,7 +163,7 @@ def _stat_list(path: Path) -> os.stat_result:
     except OSError as exc:
         raise _unreadable(path, exc.strerror or str(exc)) from None
     if stat.S_ISDIR(info.st_mode):
-        raise HangarError(
+        raise FileArgumentError(
             f"image list file {path} is a directory", hint="pass the path of a text file"
         )
     return info
@@ -251,11 +251,11 @@ def _open_list(path: ListSource):
     try:
         return path.open("rb")
     except FileNotFoundError:
-        raise HangarError(
+        raise FileArgumentError(
             f"image list file {path} does not exist", hint="check the --file path"
         ) from None
     except IsADirectoryError:
-        raise HangarError(
+        raise FileArgumentError(
             f"image list file {path} is a directory", hint="pass the path of a text file"
         ) from None
     except PermissionError:
@@ -356,7 +356,7 @@ def _no_images(path: ListSource, mirror_lines: int, *, empty: bool = False) -> H
 
 
 def _unreadable(path: Path, reason: str) -> HangarError:
-    return HangarError(
+    return FileArgumentError(
         f"cannot read image list file {path}: {reason}",
         hint="check the file's permissions and the --file path",
     )

@@ -68,7 +68,7 @@ class Descriptor:
 def load_json(data: bytes, what: str = "manifest") -> dict:
     try:
         document = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise HangarError(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise HangarError(f"{what} is not a JSON object")
@@ -79,7 +79,7 @@ def detect_media_type(data: bytes, header_type: str | None) -> str:
     """The manifest's media type: its own mediaType field, else the Content-Type header."""
     try:
         document = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         document = {}
     declared = document.get("mediaType") if isinstance(document, dict) else None
     if isinstance(declared, str) and declared:
@@ -102,10 +102,16 @@ def _descriptor(entry: dict) -> Descriptor:
             variant=str(raw_platform.get("variant", "") or ""),
             os_version=str(raw_platform.get("os.version", "") or ""),
         )
+    size = entry.get("size")
+    if size is None:
+        size = 0  # Go leaves a null or missing int64 at zero
+    elif isinstance(size, bool) or not isinstance(size, int):
+        # What containers/image's json decoding refuses (a string, a float, a list).
+        raise HangarError(f"a descriptor's size is not an integer: {json.dumps(size)[:40]}")
     return Descriptor(
         media_type=str(entry.get("mediaType", "")),
         digest=str(entry.get("digest", "")),
-        size=int(entry.get("size", 0) or 0),
+        size=size,
         platform=platform,
         annotations=entry.get("annotations")
         if isinstance(entry.get("annotations"), dict)
@@ -185,3 +191,74 @@ def normalize_arch(text: str) -> str:
 def normalize_os(text: str) -> str:
     lowered = text.strip().lower()
     return _OS_ALIASES.get(lowered, lowered)
+
+
+# Every GOOS and GOARCH Go knows (go/build's syslist.go, Go 1.22): the values an image platform
+# can have, since the tools that build images (docker, buildah, ko) take them from Go's names.
+KNOWN_OSES = [
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "hurd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "nacl",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "wasip1",
+    "windows",
+    "zos",
+]
+KNOWN_ARCHITECTURES = [
+    "386",
+    "amd64",
+    "amd64p32",
+    "arm",
+    "arm64",
+    "arm64be",
+    "armbe",
+    "loong64",
+    "mips",
+    "mips64",
+    "mips64le",
+    "mips64p32",
+    "mips64p32le",
+    "mipsle",
+    "ppc",
+    "ppc64",
+    "ppc64le",
+    "riscv",
+    "riscv64",
+    "s390",
+    "s390x",
+    "sparc",
+    "sparc64",
+    "wasm",
+]
+
+
+def unknown_platform_value(flag: str, value: str) -> str | None:
+    """Why an --os/--arch value (already normalized) can match no image, or None when it can:
+    the warning names the value, the nearest known names, and the usual spellings."""
+    import difflib
+
+    if flag == "--os":
+        name, known, what = value, KNOWN_OSES, "an OS"
+        common = "linux, windows, darwin, freebsd"
+    else:
+        name, known, what = value.partition("/")[0], KNOWN_ARCHITECTURES, "an architecture"
+        common = "amd64, arm64, arm/v7, arm/v6, 386, ppc64le, s390x, riscv64"
+    if name in known:
+        return None
+    near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    guess = f"did you mean {near[0]}? " if near else ""
+    return (
+        f"{flag} {value} is not {what} an image platform can have, so it matches nothing "
+        f"({guess}known spellings: {common}; Go's GOOS/GOARCH names)"
+    )

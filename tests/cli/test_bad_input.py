@@ -1,10 +1,12 @@
 """Bad input to `hangar sign` and `hangar sign validate`, run as the real command.
 
-Exit codes: 2 for a usage error (a flag missing, or a value that does not parse: click's
-convention), 1 for everything found at run time, 130 for Ctrl-C. Three kinds of failure:
+Exit codes: 2 for a usage error (a flag missing, a value that does not parse: click's
+convention; a file a flag names that does not exist or cannot be read), 1 for everything found
+at run time, 130 for Ctrl-C. Three kinds of failure:
 - usage errors: one `[ERRO]` line naming the flag and pointing at `--help`; nothing is read;
 - whole-run errors (the list file, the key, the passphrase): one `[ERRO]` line naming the
-  file and what to do, before any network traffic; there is no failed file;
+  file and what to do, before any network traffic; there is no failed file; exit 2 when the
+  file is missing or unreadable, 1 when what it holds is wrong;
 - per-line errors (a bad reference, a missing image, a registry that refuses or cannot be
   reached): `[ERRO] [IMG:n] LINE: message (hint)`, the line goes to the failed file and the
   other lines proceed.
@@ -223,7 +225,25 @@ def test_jobs_out_of_range_warns_and_clamps(
     documented(f"jobs-out-of-range-{jobs}", 0, warning, subs)
 
 
-# --- the list file: whole-run errors, exit 1 ---------------------------------------------------
+# --- the list file: whole-run errors, exit 2 (missing, unreadable) or 1 (its content) ----------
+
+# A file that is not there or cannot be read is a usage error, like a missing flag.
+USAGE_FILE_CASES = {
+    "list-missing",
+    "list-directory",
+    "list-unreadable",
+    "key-missing",
+    "key-directory",
+    "passphrase-file-missing",
+    "passphrase-file-directory",
+    "passphrase-file-unreadable",
+    "public-key-missing",
+}
+
+
+def expected_code(case: str) -> int:
+    return 2 if case in USAGE_FILE_CASES else 1
+
 
 LIST_FILE_CASES: list[tuple[str, Callable[[Path], Path], str]] = [
     ("list-missing", lambda d: d / "nope.txt", "does not exist"),
@@ -260,12 +280,12 @@ def test_list_file_problems_stop_the_run(
         validate_args(list_file),
     ):
         result = run(args, home, tmp_path)
-        assert result.returncode == 1
+        assert result.returncode == expected_code(case)
         errors = error_lines(result.stderr)
         assert len(errors) == 1 and needle in errors[0] and str(list_file) in errors[0]
         assert "(" in errors[0], "no hint"
         assert result.failed is None
-    documented(case, 1, errors[0], subs)
+    documented(case, expected_code(case), errors[0], subs)
 
 
 def test_unreadable_list_and_passphrase_files(
@@ -281,18 +301,18 @@ def test_unreadable_list_and_passphrase_files(
         list_file.chmod(0o000)
         args = ["sign", "-f", str(list_file), "-k", str(key)]
         result = run_without_root_reads(args, home, tmp_path)
-        assert result.returncode == 1
+        assert result.returncode == 2
         line = log_line(result.stderr, f"cannot read image list file {list_file}")
         assert "permission denied" in line
-        documented("list-unreadable", 1, line, subs)
+        documented("list-unreadable", 2, line, subs)
         list_file.chmod(0o600)
         passphrase.chmod(0o000)
         result = run_without_root_reads(
             [*args, "--sigstore-passphrase-file", str(passphrase)], home, tmp_path
         )
-        assert result.returncode == 1
+        assert result.returncode == 2
         line = log_line(result.stderr, f"passphrase file {passphrase}", "Permission denied")
-        documented("passphrase-file-unreadable", 1, line, subs)
+        documented("passphrase-file-unreadable", 2, line, subs)
     finally:
         for path in (list_file, passphrase, key):
             path.unlink(missing_ok=True)
@@ -395,6 +415,7 @@ def _key_files(directory: Path) -> dict[str, Path]:
         "secp256k1.pub": public_other_curve,
         "empty.pub": b"",
         "empty.passphrase": b"",
+        "blank.passphrase": b" \n",
         "wrong.passphrase": b"not the passphrase\n",
     }
     return {name: secret_file(directory / name, data) for name, data in contents.items()}
@@ -411,7 +432,8 @@ KEY_CASES = [
     ("key-corrupt", ["-k", "KEYS:corrupt.key"], "the file is damaged"),
     ("key-unencrypted", ["-k", "KEYS:unencrypted.key"], "cosign import-key-pair"),
     ("key-unsupported-curve", ["-k", "KEYS:secp256k1.key"], "unsupported ECDSA curve secp256k1"),
-    ("passphrase-empty", ["--sigstore-passphrase-file", "KEYS:empty.passphrase"], "wrong"),
+    ("passphrase-empty", ["--sigstore-passphrase-file", "KEYS:empty.passphrase"], "is empty"),
+    ("passphrase-blank", ["--sigstore-passphrase-file", "KEYS:blank.passphrase"], "white space"),
     ("passphrase-wrong", ["--sigstore-passphrase-file", "KEYS:wrong.passphrase"], "wrong"),
     ("passphrase-file-missing", ["--sigstore-passphrase-file", "KEYS:nope"], "does not exist"),
     ("passphrase-file-directory", ["--sigstore-passphrase-file", "KEYS:"], "is a directory"),
@@ -448,7 +470,7 @@ def test_key_and_passphrase_problems_stop_the_run(
         args[given[0]] = _resolve(given[1], key_dir)
         flat = [item for pair in args.items() for item in pair]
         result = run(["sign", "-f", str(unreached_list), *flat], home, tmp_path)
-        assert result.returncode == 1, case
+        assert result.returncode == expected_code(case), case
         errors = error_lines(result.stderr)
         assert len(errors) == 1 and needle in errors[0], (case, result.stderr)
         assert args[given[0]] in errors[0], case
@@ -456,7 +478,7 @@ def test_key_and_passphrase_problems_stop_the_run(
         if case == "key-public-given-to-sign":  # the mistake, not a permissions lecture
             assert result.stderr.splitlines() == errors, result.stderr
             assert "-k takes the private key" in errors[0]
-        documented(case, 1, errors[0], subs)
+        documented(case, expected_code(case), errors[0], subs)
 
 
 def test_no_passphrase_source(
@@ -504,11 +526,11 @@ def test_public_key_problems_stop_validate(
     for case, given, needle in PUBLIC_KEY_CASES:
         path = _resolve(given, key_dir)
         result = run(validate_args(unreached_list, pubkey=Path(path)), home, tmp_path)
-        assert result.returncode == 1, case
+        assert result.returncode == expected_code(case), case
         errors = error_lines(result.stderr)
         assert len(errors) == 1 and needle in errors[0] and path in errors[0], result.stderr
         assert "Validating images" not in result.stderr and result.failed is None
-        documented(case, 1, errors[0], subs)
+        documented(case, expected_code(case), errors[0], subs)
 
 
 # --- registries that fail: per-line errors -----------------------------------------------------

@@ -44,8 +44,10 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def assert_one_line_error(done: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert done.returncode == 1, done.stderr
+def assert_one_line_error(
+    done: subprocess.CompletedProcess[str], *fragments: str, code: int = 1
+) -> None:
+    assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -148,7 +150,10 @@ def test_no_passphrase_and_no_terminal_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_missing_passphrase_file(tmp_path: Path) -> None:
     done = hangar("generate-sigstore-key", "--passphrase-file", "absent.txt", cwd=tmp_path)
-    assert_one_line_error(done, "passphrase file absent.txt", "does not exist", "--passphrase-file")
+    # a file a flag names that is not there is a usage error, like a missing flag
+    assert_one_line_error(
+        done, "passphrase file absent.txt", "does not exist", "--passphrase-file", code=2
+    )
     assert list(tmp_path.iterdir()) == []
 
 

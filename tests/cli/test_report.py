@@ -87,5 +87,5 @@ def test_validate_report_to_stdout_keeps_logs_on_stderr(
         fingerprint(KEY2_PUB),
     ]
     assert document["summary"]["passed"] == 1 and document["summary"]["total"] == 1
-    assert "PASS: " in result.stderr and "Summary: 1 images" in result.stderr
+    assert "PASS: " in result.stderr and "Summary: 1 image" in result.stderr
     assert not (tmp_path / "-").exists()

@@ -545,7 +545,7 @@ def test_list_from_a_stream(
     finally:
         os.close(read_end)
     assert result.returncode == 0, result.stderr
-    assert "Summary: 1 images: 1 signed" in result.stderr
+    assert "Summary: 1 image: 1 signed" in result.stderr
     name = "standard input" if how == "-" else path
     assert f"[INFO] Signing images of {name} with 1 worker(s)" in result.stderr
     check_hangar_attachment(registry_http, repo, pushed_image.digest, image, KEY1_PUB)
@@ -569,7 +569,7 @@ def test_platform_spellings_are_normalized(
     ):
         assert f"[INFO] {note}, as containers/image names it" in result.stderr
     assert "(linux/amd64)" in result.stderr and "(linux/arm/v7)" in result.stderr
-    assert "Summary: 1 images: 1 signed" in result.stderr
+    assert "Summary: 1 image: 1 signed" in result.stderr
 
 
 def test_nothing_matching_the_platform_is_a_failure_naming_what_there_is(

@@ -70,7 +70,7 @@ def test_multi_arch_signs_each_default_platform_and_the_index(
     for line in (f"Signed [{registry_http.host}/{repo}@{d}]" for d in wanted):
         assert line in result.stderr
     assert (
-        "Summary: 1 images: 1 signed, 0 already signed, 0 skipped for platform, 0 failed; "
+        "Summary: 1 image: 1 signed, 0 already signed, 0 skipped for platform, 0 failed; "
         in result.stderr
     )
     assert "3 signatures written" in result.stderr

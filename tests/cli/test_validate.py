@@ -1,6 +1,6 @@
 """`hangar sign validate` end to end: the real command against a real registry.
 
-Signatures come from three sources: containers/image (the shared `cimage-attachment` vector,
+Signatures come from three sources: containers/image (tests/data's `cimage-attachment` vector,
 pushed as-is), `hangar sign` itself (every --signed-identity mode), and attachments built here
 by hand, byte by byte, with the vector private keys (the tampering cases). Each verdict is
 checked on what the command prints (`PASS: [ref]`, `FAIL: [ref] PLATFORM DIGEST: reason`), its
@@ -61,7 +61,7 @@ RAW_R_S = (
     '("invalid signature when validating ASN.1 encoded signature"); sign again with a tool '
     "that writes DER (hangar, cosign, skopeo)"
 )
-SUMMARY = "[INFO] Summary: {} images: {} passed, {} skipped for platform, {} failed; "
+SUMMARY = "[INFO] Summary: {}: {} passed, {} skipped for platform, {} failed; "
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -86,7 +86,9 @@ def pass_lines(stderr: str) -> list[str]:
 
 
 def summary(total: int, passed: int, skipped: int, failed: int) -> str:
-    return SUMMARY.format(total, passed, skipped, failed)
+    return SUMMARY.format(
+        f"{total} image" if total == 1 else f"{total} images", passed, skipped, failed
+    )
 
 
 def critical(identity: str, digest: str) -> str:
@@ -907,21 +909,22 @@ def test_key_rotation_any_one_key_is_enough(
 def test_key_file_errors_are_one_clear_line(home: Path, tmp_path: Path) -> None:
     list_file = write_list(tmp_path / "list", "127.0.0.1:9/never/contacted:v1")
     missing = tmp_path / "missing.pub"
-    cases = [
-        ((missing,), f"public key {missing}: the file does not exist"),
-        ((KEY1_PUB, missing), f"public key {missing}: the file does not exist"),
+    cases = [  # a missing file is a usage error (2), a file that holds no public key is not
+        ((missing,), f"public key {missing}: the file does not exist", 2),
+        ((KEY1_PUB, missing), f"public key {missing}: the file does not exist", 2),
         (
             (KEY1,),
             f'public key {KEY1}: unsupported PEM type "ENCRYPTED COSIGN PRIVATE KEY" '
             "(this is a private key; validation needs the public key of the pair",
+            1,
         ),
     ]
-    for keys, message in cases:
+    for keys, message, code in cases:
         args = ["sign", "validate", "-f", str(list_file)]
         for key in keys:
             args += ["-p", str(key)]
         result = run_hangar(args, home, cwd=tmp_path)
-        assert result.returncode == 1, result.stderr
+        assert result.returncode == code, result.stderr
         errors = [line for line in result.stderr.splitlines() if line.startswith("[ERRO]")]
         assert len(errors) == 1 and message in errors[0], result.stderr
         assert "Traceback" not in result.stderr

@@ -296,14 +296,15 @@ def rerun_failed(bed: Bed, failed: list[str]) -> Run:
     run = bed.sign(bed.failed_path)
     assert run.code == 0, run.tail()
     assert not bed.failed_path.exists()
-    assert f"Summary: {len(failed)} images:" in run.stderr
+    images = f"{len(failed)} image" if len(failed) == 1 else f"{len(failed)} images"
+    assert f"Summary: {images}:" in run.stderr
     check_all_signed_once(bed)
     return run
 
 
 def expect_clean(bed: Bed, run: Run) -> None:
     """Nothing failed: no failed file, exit 0, every line signed once, KEY2 intact."""
-    assert check_outcome(bed, run) == []
+    assert check_outcome(bed, run) == [], run.tail()
     rerun_failed(bed, [])
 
 
@@ -488,7 +489,7 @@ def test_a_short_token_lifetime_expires_during_the_run(make_bed: Callable[..., B
     bed = make_bed("token", count=10, one_repository=True)
     token_server = bed.server.token_server
     assert token_server is not None
-    token_server.lifetime = 2  # the registry refuses a token 1-2 s after it is issued
+    token_server.lifetime = 2  # the registry refuses a token 2-3 s after it is issued
     # Slow image reads stretch the run to several token lifetimes.
     bed.proxy.add_rule(
         Rule(method="GET", path_regex=r"/manifests/v\d+$", action="delay", delay=0.8)

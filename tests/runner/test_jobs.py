@@ -67,7 +67,8 @@ def test_failed_lines_as_written_and_others_go_on(tmp_path: Path) -> None:
     summary = asyncio.run(runner.run(entries))
     assert summary.counts == {"signed": 2, "failed": 4, "mirror-format": 1}
     assert summary.signatures == 4
-    assert sorted(failed_lines(tmp_path / "failed.txt")) == [
+    # in the list's order, though a/slow finished last
+    assert failed_lines(tmp_path / "failed.txt") == [
         "a/bad:v1",
         "a/crash:v1",
         "a/slow:v1",
@@ -402,3 +403,50 @@ def test_a_report_without_late_failures_has_no_such_key(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     asyncio.run(Runner(worker, options(tmp_path, report)).run([entry(1, "a/ok:v1")]))
     assert "lateFailures" not in report_of(report)
+
+
+def test_failed_lines_keep_the_list_order_whatever_order_the_jobs_finish_in(
+    tmp_path: Path,
+) -> None:
+    # Line n fails after (20 - n) * 10 ms: with 4 jobs they finish roughly in reverse.
+    async def backwards(item: ListEntry, number: int) -> ImageResult:
+        await asyncio.sleep((20 - number) / 100)
+        if number % 3 == 0:
+            return ImageResult(Status.SIGNED, "", 1)
+        return ImageResult(Status.FAILED, "refused")
+
+    entries = [entry(n, f"a/app:v{n}") for n in range(1, 20)]
+    finished: list[str] = []
+
+    async def recording(item: ListEntry, number: int) -> ImageResult:
+        result = await backwards(item, number)
+        finished.append(item.text)
+        return result
+
+    asyncio.run(Runner(recording, options(tmp_path, jobs=4)).run(entries))
+    expected = [f"a/app:v{n}" for n in range(1, 20) if n % 3]
+    assert [text for text in finished if text in expected] != expected  # out of order
+    assert failed_lines(tmp_path / "failed.txt") == expected
+
+
+def test_images_are_numbered_by_their_line_in_the_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Blank and comment lines are not entries: [IMG:n] is still the file's line n, the
+    number the line's own errors ("line n: ...") and the report use."""
+    numbers: list[int] = []
+
+    async def bad(item: ListEntry, number: int) -> ImageResult:
+        numbers.append(number)
+        return ImageResult(Status.FAILED, "refused")
+
+    entries = [entry(3, "a/x:v1"), ListEntry(5, "nginx:", None, "the tag is empty", None)]
+    entries.append(entry(8, "a/y:v1"))
+    asyncio.run(Runner(bad, options(tmp_path, jobs=1)).run(entries))
+    assert numbers == [3, 8]
+    errors = [line for line in capsys.readouterr().err.splitlines() if "[ERRO]" in line]
+    assert errors == [
+        "[ERRO] [IMG:3] a/x:v1: refused",
+        "[ERRO] [IMG:5] nginx:: line 5: the tag is empty",
+        "[ERRO] [IMG:8] a/y:v1: refused",
+    ]

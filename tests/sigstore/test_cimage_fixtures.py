@@ -259,7 +259,7 @@ def test_dir_signature_format_errors() -> None:
     assert parse_dir_signature(b"\x00simple-signing\n...") is None
 
 
-# --- the skopeo-written attachment (cimage-attachment in the shared test vectors) ----------
+# --- the skopeo-written attachment (tests/data/vectors/cimage-attachment) ----------------
 
 VECTORS = paths.VECTORS
 ATTACHMENT = VECTORS / "cimage-attachment"

@@ -1,15 +1,13 @@
-"""Where the shared test data lives: `../shared` beside the checkout (as CI lays it out)."""
+"""Where the test data lives: in the repository, under tests/data (each folder's README says
+which tool made each file). Tests read nothing outside the repository."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared")
-VECTORS = SHARED / "vectors"
-CIMAGE_SOURCE = Path("/usr/share/gocode/src/github.com/containers/image")
-CIMAGE_FIXTURES = CIMAGE_SOURCE / "signature" / "fixtures"
-# Test data kept in the repository itself (tests/data/README files say which tool made it).
 DATA = REPO / "tests" / "data"
+VECTORS = DATA / "vectors"
+# containers/image's own fixtures, in upstream's layout below the module root.
+CIMAGE_SOURCE = DATA / "cimage-fixtures"
+CIMAGE_FIXTURES = CIMAGE_SOURCE / "signature" / "fixtures"

@@ -9,9 +9,13 @@ What distribution 2.8.2 checks in a token (registry/auth/token/token.go, read fr
   This issuer sends `x5c` with a leaf certificate issued by the test CA, the bundle is the CA;
 - `access` lists `{type, name, actions}`; a request passes when every needed action is there.
 
-Because of the 60 s leeway, `exp` is set to `issued + lifetime - 60`: the registry then refuses
-the token once `lifetime` seconds have passed (to within a second, `exp` being whole seconds),
-which is what expiry tests need. `expires_in` in the answer is `lifetime`.
+Because of the 60 s leeway, `exp` is set to `issued + lifetime - 60`, rounded *up* to a whole
+second: the registry then refuses the token `lifetime` to `lifetime + 1` seconds after it was
+issued, never sooner than the `expires_in` (`lifetime`) the answer promises, as a real token
+server's tokens. (Rounded down, a 2 s token died as little as 1 s after issue while the client
+was told 2 s: on a loaded machine a client then sent tokens it rightly believed fresh and had
+them refused, twice in a row, which is how
+test_faults.py::test_a_short_token_lifetime_expires_during_the_run failed under load.)
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import base64
 import binascii
 import datetime
 import json
+import math
 import secrets
 import ssl
 import threading
@@ -57,9 +62,10 @@ class TokenRequest:
 class IssuedToken:
     subject: str  # "" for an anonymous token
     access: list[dict[str, object]]
-    issued_at: float
+    issued_at: float  # time.time()
     lifetime: int
     token: str
+    refused_from: int  # time.time() from which the registry refuses it (exp + leeway)
 
 
 @dataclass
@@ -151,13 +157,15 @@ class TokenServer:
         return access
 
     def make_token(self, subject: str, access: list[dict[str, object]]) -> str:
-        now = int(time.time())
+        issued = time.time()
+        now = int(issued)
         lifetime = self.lifetime
+        refused_from = math.ceil(issued + lifetime)
         claims = {
             "iss": self.issuer,
             "sub": subject,
             "aud": self.service,
-            "exp": now + lifetime - DISTRIBUTION_LEEWAY_SECONDS,
+            "exp": refused_from - DISTRIBUTION_LEEWAY_SECONDS,
             "nbf": now,
             "iat": now,
             "jti": secrets.token_hex(16),
@@ -166,7 +174,7 @@ class TokenServer:
         headers = {"x5c": [base64.b64encode(self.signer.der).decode("ascii")]}
         token = jwt.encode(claims, self.signer.private_key, algorithm="ES256", headers=headers)
         with self._lock:
-            self.issued.append(IssuedToken(subject, access, time.time(), lifetime, token))
+            self.issued.append(IssuedToken(subject, access, issued, lifetime, token, refused_from))
         return token
 
     def _record(self, request: TokenRequest) -> None:

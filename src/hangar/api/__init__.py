@@ -19,13 +19,14 @@ from hangar.api.config import ConfigError, RemoveConfig, RunConfig, SignConfig, 
 if TYPE_CHECKING:
     from hangar.api._inspect import config_bytes, inspect_image, manifest_bytes
     from hangar.api._remove import remove
-    from hangar.api._sign import plan_signing, sign
+    from hangar.api._sign import PlannedLine, plan_signing, sign
     from hangar.api._validate import ValidateResult, validate
     from hangar.api.run import CredentialsPrompt, RunResult
 
 __all__ = [
     "ConfigError",
     "CredentialsPrompt",
+    "PlannedLine",
     "RemoveConfig",
     "RunConfig",
     "RunResult",
@@ -48,6 +49,7 @@ _LAZY = {
     "RunResult": "hangar.api.run",
     "sign": "hangar.api._sign",
     "plan_signing": "hangar.api._sign",
+    "PlannedLine": "hangar.api._sign",
     "validate": "hangar.api._validate",
     "ValidateResult": "hangar.api._validate",
     "remove": "hangar.api._remove",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from hangar import output
 from hangar.api.config import SignConfig
@@ -18,9 +19,11 @@ from hangar.api.run import (
     run_list,
     run_with_client,
 )
+from hangar.errors import HangarError
 from hangar.imagelist import ListEntry, ReadList, open_image_list
-from hangar.operations.signing import Signer, SignOptions
+from hangar.operations.signing import Signer, SignOptions, plan_entry
 from hangar.registry.client import RegistryClient
+from hangar.results import ImageResult
 from hangar.runner.interrupts import Interrupts
 from hangar.runner.progress import Summary
 from hangar.sigstore.keys import SigningKey
@@ -85,24 +88,62 @@ async def _sign_run(
     return await run_with_client(config, work)
 
 
-def plan_signing(config: SignConfig) -> list[ListEntry]:
-    """What `sign --dry-run` shows: the entries of the list (with --all-tags, each repository's
-    tags listed); no key is read and nothing is written."""
+@dataclass(frozen=True)
+class PlannedLine:
+    """One line of a dry run: the image it would sign (`result`: SIGNED with the digests as
+    `details`, or SKIPPED for platform), or why the real run would fail it (`error`)."""
+
+    entry: ListEntry
+    result: ImageResult | None = None
+    error: str | None = None
+
+
+def plan_signing(config: SignConfig) -> list[PlannedLine]:
+    """What `sign --dry-run` shows: each line (with --all-tags, each repository's tags
+    listed) resolved as a real run would (its manifest and platforms read), -j at a time; no
+    key is read and nothing is written."""
     output.set_quiet(config.quiet)
-    entries = ReadList(
-        open_image_list(config.file), registry=config.registry, project=config.project
-    )
+    config.announce()
+    source = open_image_list(config.file)
+    entries = ReadList(source, registry=config.registry, project=config.project)
     try:
         listed = list(entries)
     finally:
         entries.close()
-    if config.all_tags:
-        return asyncio.run(_expand(listed, config))
-    return listed
+    return asyncio.run(_plan(listed, config))
 
 
-async def _expand(entries: list[ListEntry], config: SignConfig) -> list[ListEntry]:
-    from hangar.operations.alltags import expand_all_tags
+async def _plan(listed: list[ListEntry], config: SignConfig) -> list[PlannedLine]:
+    options = SignOptions(
+        oses=config.oses,
+        arches=config.arches,
+        identity_mode=config.signed_identity,
+        sign_index=config.sign_index,
+        sign_attestations=config.sign_attestations,
+    )
+    async with registry_client(config) as client:
+        entries = listed
+        if config.all_tags:
+            from hangar.operations.alltags import expand_all_tags
 
-    async with registry_client(config, 1) as client:
-        return await expand_all_tags(entries, client)
+            entries = await expand_all_tags(listed, client)
+        gate = asyncio.Semaphore(config.jobs)
+
+        async def one(entry: ListEntry) -> PlannedLine:
+            if entry.reference is None:
+                return PlannedLine(entry, error=entry.error)
+            async with gate:
+                try:
+                    async with asyncio.timeout(config.timeout):
+                        return PlannedLine(entry, await plan_entry(client, entry, options))
+                except TimeoutError:
+                    return PlannedLine(
+                        entry, error=f"timed out after {config.timeout:g}s (--timeout)"
+                    )
+                except HangarError as exc:  # a failed line, worded as a real run words it
+                    return PlannedLine(entry, error=str(exc))
+                except Exception as exc:
+                    message = f"unexpected error: {exc.__class__.__name__}: {exc}"
+                    return PlannedLine(entry, error=message)
+
+        return list(await asyncio.gather(*(one(entry) for entry in entries)))

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from hangar import output
 from hangar.api.config import ValidateConfig
 from hangar.api.run import (
+    COULD_NOT_CHECK,
     RunResult,
+    could_not_check_advice,
     exit_code,
     key_record,
     prepare_run,
@@ -32,9 +34,11 @@ from hangar.sigstore.keys import PublicKey
 
 @dataclass(frozen=True)
 class ValidateResult(RunResult):
-    """A validate run's result, with the `hangar sign` that re-signs its failed lines."""
+    """A validate run's result, with the `hangar sign` that re-signs its failed lines, and,
+    when none of them got a verdict (exit 3), the advice to check access and validate again."""
 
     resign: str
+    retry: str | None = None
 
 
 def validate(config: ValidateConfig) -> ValidateResult:
@@ -78,12 +82,11 @@ def validate(config: ValidateConfig) -> ValidateResult:
             )
 
         summary = asyncio.run(run_with_client(config, work))
-    return ValidateResult(
-        summary,
-        prepared.failed_path,
-        exit_code(summary, unchecked=unchecked.count),
-        resign_command(config, prepared.failed_path),
-    )
+    failed_path = prepared.failed_path
+    code = exit_code(summary, unchecked=unchecked.count)
+    retry = could_not_check_advice(config, failed_path) if code == COULD_NOT_CHECK else None
+    resign = resign_command(config, failed_path, all_instances=config.all_instances)
+    return ValidateResult(summary, failed_path, code, resign, retry)
 
 
 def _validator(

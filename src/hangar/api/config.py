@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 
 from hangar import output
 from hangar.errors import UsageProblem
-from hangar.manifest import normalize_arch, normalize_os
+from hangar.manifest import normalize_arch, normalize_os, unknown_platform_value
 
 MAX_JOBS = 20
 DEFAULT_ARCH = ("amd64,arm64",)
@@ -117,6 +117,9 @@ class RunConfig:
                 name = normalize(value)
                 if name != value:
                     output.info(f"{flag} {value} is read as {name}, as containers/image names it")
+                problem = unknown_platform_value(flag, name)
+                if problem is not None:
+                    output.warn(problem)
 
 
 @dataclass(frozen=True, kw_only=True)

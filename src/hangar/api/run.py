@@ -211,24 +211,56 @@ def _errors(entries: list[ListEntry]) -> int:
     return sum(1 for entry in entries if entry.error is not None)
 
 
-def resign_command(config: RunConfig, failed_path: Path) -> str:
+def resign_command(config: RunConfig, failed_path: Path, *, all_instances: bool = False) -> str:
     """The `hangar sign` that re-signs what a validate run failed: its list, and the flags of
     the validate run that decide which images and digests those lines mean."""
     words = ["hangar sign", f"-f {failed_path}", "-k KEY"]
     for flag, value in (("--registry", config.registry), ("--project", config.project)):
         if value:
             words.append(f"{flag} {value}")
-    for flag, given, default in (
-        ("--arch", config.arch_given, DEFAULT_ARCH),
-        ("--os", config.os_given, DEFAULT_OS),
-    ):
-        if (given or default) != default:
-            words.append(f"{flag} {','.join(split_list(given))}")
+    if all_instances:
+        # validate --all-instances checked every instance, whatever --os/--arch: sign them
+        # all (empty lists select every platform), attestation manifests included.
+        words += ["--os ''", "--arch ''", "--sign-attestations"]
+    else:
+        for flag, given, default in (
+            ("--arch", config.arch_given, DEFAULT_ARCH),
+            ("--os", config.os_given, DEFAULT_OS),
+        ):
+            if (given or default) != default:
+                words.append(f"{flag} {','.join(split_list(given))}")
     if config.all_tags:
         words.append("--all-tags")
     if not config.tls_verify:
         words.append("--tls-verify=false")
     return " ".join(words)
+
+
+def images(count: int) -> str:
+    """`1 image`, `2 images`."""
+    return f"{count} image" if count == 1 else f"{count} images"
+
+
+def revalidate_command(config: RunConfig, failed_path: Path) -> str:
+    """The `hangar sign validate` that checks the failed lines again, with the flags that
+    decide what was checked (the keys or policy are named by their flags, not repeated)."""
+    words = ["hangar sign validate", f"-f {failed_path}", "..."]
+    for flag, value in (("--registry", config.registry), ("--project", config.project)):
+        if value:
+            words.append(f"{flag} {value}")
+    if not config.tls_verify:
+        words.append("--tls-verify=false")
+    return " ".join(words)
+
+
+def could_not_check_advice(config: RunConfig, failed_path: Path) -> str:
+    """Exit 3: nothing was found unsigned, the lines could not be checked. Re-signing would
+    not help; access would."""
+    return (
+        "they could not be checked, not found unsigned: check that their registries can be "
+        "reached, that the images exist, and the login (`hangar login REGISTRY`), then run "
+        f"`{revalidate_command(config, failed_path)}` with the same keys or policy"
+    )
 
 
 def exit_code(summary: Summary, *, unchecked: int | None = None) -> int:

@@ -65,6 +65,16 @@ class LazyGroup(GoGroup):
     def get_short_help(self, name: str) -> str:
         return _COMMANDS[name][2]
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        # click suggests a near name ("Did you mean 'sign'?") from `self.commands`, which a
+        # lazy group leaves empty: give it the names, as for flags and sign's subcommands.
+        name = args[0] if args else ""
+        if args and not name.startswith("-") and self.get_command(ctx, name) is None:
+            raise click.exceptions.NoSuchCommand(name, possibilities=list(_COMMANDS), ctx=ctx)
+        return super().resolve_command(ctx, args)
+
 
 VERSION_MESSAGE = "hangar version %(version)s"
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from hangar import output
+from hangar.api.run import images
 
 if TYPE_CHECKING:
     from hangar.api.run import CredentialsPrompt, RunResult
@@ -28,7 +29,18 @@ def credentials_prompt() -> CredentialsPrompt | None:
     return ask
 
 
-def print_summary(result: RunResult, verb: str, noun: str, *, resign: str | None = None) -> None:
+def print_summary(
+    result: RunResult,
+    verb: str,
+    noun: str,
+    *,
+    resign: str | None = None,
+    retry: str | None = None,
+    dry_run: bool = False,
+) -> None:
+    """The summary line and what to do next. `resign` (validate): the `hangar sign` that
+    re-signs the failed lines; `retry` (validate): the command that checks them again, the
+    advice when no failed line got a verdict (exit 3: access, not signatures)."""
     summary, failed_path = result.summary, result.failed_path
     counts = summary.counts
     rate = summary.signatures / summary.elapsed if summary.elapsed > 0 else 0.0
@@ -39,11 +51,16 @@ def print_summary(result: RunResult, verb: str, noun: str, *, resign: str | None
         ]
         tail = f"{summary.signatures} signatures written"
     elif verb == "remove":
+        done = "would remove" if dry_run else "removed"
         parts = [
-            f"{counts.get('removed', 0)} removed",
+            f"{counts.get('removed', 0)} {done}",
             f"{counts.get('nothing-to-remove', 0)} nothing to remove",
         ]
-        tail = f"{summary.signatures} signatures removed"
+        tail = (
+            f"{summary.signatures} signatures would be removed (dry run: nothing was removed)"
+            if dry_run
+            else f"{summary.signatures} signatures removed"
+        )
     else:
         parts = [f"{counts.get('passed', 0)} passed"]
         tail = f"{summary.signatures} digests verified"
@@ -56,7 +73,7 @@ def print_summary(result: RunResult, verb: str, noun: str, *, resign: str | None
     if counts.get("mirror-format"):
         parts.append(f"{counts['mirror-format']} mirror-format line(s) skipped")
     line = (
-        f"Summary: {summary.total} images: {', '.join(parts)}; {tail} in "
+        f"Summary: {images(summary.total)}: {', '.join(parts)}; {tail} in "
         f"{summary.elapsed:.1f}s ({rate:.1f} {noun}/s)"
     )
     output.info(line, always=True)
@@ -64,13 +81,16 @@ def print_summary(result: RunResult, verb: str, noun: str, *, resign: str | None
         output.error(f"the run stopped: {summary.fatal}")
     unfinished = summary.failed + summary.not_started
     if unfinished:
-        retry = (
-            f"run again with -f {failed_path} to retry just those"
-            if verb == "sign"
-            else f"re-sign them with `{resign or f'hangar sign -f {failed_path} -k KEY'}`, "
-            "then validate again"
-        )
-        output.error(f"{unfinished} image(s) not done; their lines are in {failed_path} ({retry})")
+        if verb != "validate":
+            advice = f"run again with -f {failed_path} to retry just those"
+        elif retry is not None:
+            advice = retry
+        else:
+            advice = (
+                f"re-sign them with `{resign or f'hangar sign -f {failed_path} -k KEY'}`, "
+                "then validate again"
+            )
+        output.error(f"{images(unfinished)} not done; their lines are in {failed_path} ({advice})")
     if summary.interrupted:
         output.warn("the run was interrupted; unfinished lines are in the failed file")
     if summary.only_skipped_for_platform:

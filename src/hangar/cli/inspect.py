@@ -83,7 +83,7 @@ def _write_data(data: bytes) -> None:
 def _pretty(data: bytes) -> bytes:
     try:
         document = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return data
     return (json.dumps(document, indent=4) + "\n").encode()
 

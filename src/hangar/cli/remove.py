@@ -76,6 +76,7 @@ def remove(**flags: Any) -> None:
 
 
 def _remove(flags: dict[str, Any]) -> int:
-    result = api.remove(remove_config(flags), prompt=credentials_prompt())
-    print_summary(result, "remove", "signatures")
+    config = remove_config(flags)
+    result = api.remove(config, prompt=credentials_prompt())
+    print_summary(result, "remove", "signatures", dry_run=config.dry_run)
     return result.exit_code

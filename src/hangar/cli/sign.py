@@ -107,22 +107,34 @@ def _sign(flags: dict[str, Any]) -> int:
 
 
 def _dry_run(config: api.SignConfig) -> int:
-    """One reference a line on stdout; no key is read, nothing is written. Lines that would
-    fail (bad references, tags that cannot be listed) are errors on stderr, and exit 1."""
-    images = bad = 0
-    for entry in api.plan_signing(config):
-        if entry.reference is not None:
+    """One reference a line on stdout for each image that would be signed; no key is read,
+    nothing is written. Each line is resolved as a real run would (its manifest and
+    platforms read): a line that would fail (a bad reference, a missing image, a registry
+    that refuses, tags that cannot be listed) is an error on stderr, one with no matching
+    platform is said to be skipped; the exit code is what the real run's would be."""
+    images = bad = skipped = digests = 0
+    for planned in api.plan_signing(config):
+        entry, result = planned.entry, planned.result
+        if entry.unsupported is not None:
+            continue
+        if result is None:
+            output.error(f"{entry.text}: line {entry.line_number}: {planned.error}")
+            bad += 1
+        elif result.status == "skipped":
+            output.info(
+                f"{entry.text}: line {entry.line_number}: {result.message}, would be skipped"
+            )
+            skipped += 1
+        else:
             click.echo(str(entry.reference))
             images += 1
-        elif entry.error is not None:
-            output.error(f"{entry.text}: line {entry.line_number}: {entry.error}")
-            bad += 1
+            digests += result.signatures
     output.info(
-        f"Dry run: {images} image(s) would be signed, {bad} line(s) would fail; "
-        "nothing was signed or written",
+        f"Dry run: {images} image(s) would be signed ({digests} digest(s)), {skipped} skipped "
+        f"for platform, {bad} line(s) would fail; nothing was signed or written",
         always=True,
     )
-    return 1 if bad else 0
+    return 1 if bad or (skipped and not images) else 0
 
 
 def _register_validate() -> None:

@@ -115,5 +115,5 @@ def validate(**flags: Any) -> None:
 
 def _validate(flags: dict[str, Any]) -> int:
     result = api.validate(validate_config(flags))
-    print_summary(result, "validate", "digests", resign=result.resign)
+    print_summary(result, "validate", "digests", resign=result.resign, retry=result.retry)
     return result.exit_code

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hangar.errors import KeyFileError
+from hangar.errors import KeyFileArgumentError, KeyFileError
 from hangar.keys import passphrase as passphrase_policy
 from hangar.sigstore.encrypted_key import load_private_key_bytes, open_envelope, parse_envelope
 from hangar.sigstore.keys import PrivateKey, PublicKey, load_public_key_bytes
@@ -52,13 +52,15 @@ def read_key_file(path: str | os.PathLike[str], what: str) -> bytes:
             if what == "private key" and not looks_public(data):
                 passphrase_policy.warn_if_world_readable(handle.fileno(), f"private key {path}")
     except FileNotFoundError:
-        raise KeyFileError(f"{where}: the file does not exist", hint="check the path") from None
+        raise KeyFileArgumentError(
+            f"{where}: the file does not exist", hint="check the path"
+        ) from None
     except IsADirectoryError:
-        raise KeyFileError(
+        raise KeyFileArgumentError(
             f"{where}: is a directory, not a file", hint="give the path of the key file"
         ) from None
     except OSError as exc:
-        raise KeyFileError(
+        raise KeyFileArgumentError(
             f"{where}: cannot read it ({exc.strerror or exc})",
             hint="check the path and the file's permissions",
         ) from None

@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 
 from hangar import output
-from hangar.errors import KeyFileError
+from hangar.errors import KeyFileArgumentError, KeyFileError
 
 ENV_VAR = "COSIGN_PASSWORD"
 MIN_LENGTH = 5
@@ -68,11 +68,15 @@ def read_passphrase_file(path: str, *, flag: str, what: str = "passphrase file")
             data = handle.read(MAX_FILE_SIZE + 1)
             warn_if_world_readable(handle.fileno(), where)
     except FileNotFoundError:
-        raise KeyFileError(f"{where}: the file does not exist", hint=f"check {flag}") from None
+        raise KeyFileArgumentError(
+            f"{where}: the file does not exist", hint=f"check {flag}"
+        ) from None
     except IsADirectoryError:
-        raise KeyFileError(f"{where}: is a directory, not a file", hint=f"check {flag}") from None
+        raise KeyFileArgumentError(
+            f"{where}: is a directory, not a file", hint=f"check {flag}"
+        ) from None
     except OSError as exc:
-        raise KeyFileError(
+        raise KeyFileArgumentError(
             f"{where}: cannot read it ({exc.strerror or exc})",
             hint=f"check {flag} and the file's permissions",
         ) from None
@@ -121,6 +125,14 @@ def read_passphrase(
     """The passphrase(s) to open an existing private key, by the policy of this module."""
     if passphrase_file is not None:
         data = read_passphrase_file(passphrase_file, flag=flag)
+        if not data.strip():
+            # Tried all the same (a key can have an empty passphrase), but said plainly.
+            content = "empty" if not data else "only white space"
+            return Passphrase(
+                file_candidates(data),
+                f"passphrase file {passphrase_file}, which is {content}",
+                "write the passphrase the key was made with in that file",
+            )
         return Passphrase(
             file_candidates(data),
             f"passphrase file {passphrase_file}",

@@ -185,7 +185,10 @@ async def _entry_row(
 async def _single_row(client: RegistryClient, ref: Reference, manifest: Manifest) -> PlatformRow:
     name = "(unknown)"
     try:
-        name = str(config_platform(await read_config(client, ref, manifest)))
+        platform = config_platform(await read_config(client, ref, manifest))
+        # A `.sig` attachment's config (and other artifacts') names no OS or architecture.
+        empty = not platform.os and not platform.architecture
+        name = "(none: not a runnable image)" if empty else str(platform)
     except HangarError as exc:  # a summary still helps without the platform
         output.debug(f"no platform for {ref}: {exc}")
     return PlatformRow(name, manifest.digest, manifest.media_type, None)

@@ -20,13 +20,14 @@ from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
 from hangar.operations.bundle_signing import BundleSigner, SignatureFormat, subjects_of
 from hangar.operations.targets import (
+    Selection,
     Target,
     select_targets,
     skipped_for_platform,
     with_attestations,
 )
 from hangar.reference import Reference
-from hangar.registry.client import RegistryClient
+from hangar.registry.client import Manifest, RegistryClient
 from hangar.results import BundleSignRecord, ImageResult, SignRecord, Status, line_progress
 from hangar.sigstore.attachment import NewSignature, signature_tag
 from hangar.sigstore.keys import SigningKey
@@ -73,6 +74,47 @@ def identity_for(ref: Reference, digest: str, mode: IdentityMode) -> str:
     return f"{ref.name}@{digest}"
 
 
+async def signing_targets(
+    client: RegistryClient, ref: Reference, options: SignOptions
+) -> tuple[list[Target], Selection, Manifest]:
+    """What signing this image would sign: its manifest read, --os/--arch applied, the
+    attestations and index added as asked (and the manifest). No targets: no platform matches
+    (skipped).
+    A registry error (not found, refused, unreachable) is raised, as a real run fails."""
+    manifest = await client.get_manifest(ref)
+    selection = await select_targets(
+        client, ref, manifest, options.oses, options.arches, include_index=options.sign_index
+    )
+    targets = selection.targets
+    if targets and options.sign_attestations:
+        targets = with_attestations(manifest, targets)
+    return targets, selection, manifest
+
+
+async def plan_entry(client: RegistryClient, entry: ListEntry, options: SignOptions) -> ImageResult:
+    """`sign --dry-run` for one line: resolved as a real run would (a missing image, a
+    registry that refuses, no matching platform), nothing written. SIGNED here means "would
+    be signed"; `details` holds the digests with their platform, `signatures` their number."""
+    ref = entry.reference
+    assert ref is not None
+    targets, selection, _ = await signing_targets(client, ref, options)
+    if not targets:
+        have = ", ".join(selection.platforms) or "none"
+        return ImageResult(
+            Status.SKIPPED, f"no matching platform (it has {have})", platforms=selection.platforms
+        )
+    details: list[SignRecord] = [
+        {
+            "digest": target.digest,
+            "platform": target.label,
+            "identity": identity_for(ref, target.digest, options.identity_mode),
+            "action": "would-sign",
+        }
+        for target in targets
+    ]
+    return ImageResult(Status.SIGNED, "", len(targets), details)
+
+
 @dataclass
 class Signer:
     client: RegistryClient
@@ -90,21 +132,9 @@ class Signer:
         ref = entry.reference
         assert ref is not None
         _current_line.set(entry.text)  # each job runs in its own task, so its own context
-        manifest = await self.client.get_manifest(ref)
-        options = self.options
-        selection = await select_targets(
-            self.client,
-            ref,
-            manifest,
-            options.oses,
-            options.arches,
-            include_index=options.sign_index,
-        )
-        if not selection.targets:
+        targets, selection, manifest = await signing_targets(self.client, ref, self.options)
+        if not targets:
             return skipped_for_platform(ref, selection, number)
-        targets = selection.targets
-        if options.sign_attestations:
-            targets = with_attestations(manifest, targets)
         return await self._sign_targets(ref, targets, number, subjects_of(manifest))
 
     async def _sign_targets(

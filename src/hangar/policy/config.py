@@ -89,7 +89,7 @@ def load_policy(path: str | Path) -> Policy:
 def parse_policy(data: bytes, *, source: str = "policy.json") -> Policy:
     try:
         document = json.loads(data, object_pairs_hook=object_pairs)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise _policy_error(source, f"not valid JSON: {exc}") from None
     try:
         policy = _policy(document)

@@ -69,6 +69,8 @@ def _read(file: Path) -> dict[str, Any]:
         raise _error(file, f"cannot be read: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise _error(file, f"is not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise _error(file, "is not valid YAML: nested too deeply") from None
     if document is None:
         return {}
     if not isinstance(document, dict):

@@ -39,11 +39,17 @@ class Endpoints:
     jobs ask at once."""
 
     def __init__(
-        self, transport: Transport, budget: Callable[[], RetryBudget], *, tls_verify: bool
+        self,
+        transport: Transport,
+        budget: Callable[[], RetryBudget],
+        *,
+        tls_verify: bool,
+        insecure: Callable[[str], bool] = lambda registry: False,
     ) -> None:
         self._transport = transport
         self._budget = budget
         self.tls_verify = tls_verify
+        self._insecure = insecure  # registries.conf `insecure = true` for this registry
         self._known: dict[str, Endpoint] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._failures: dict[str, tuple[RegistryError, float]] = {}
@@ -77,10 +83,14 @@ class Endpoints:
         """
         host = api_host(registry)
         call = Call(registry, None, PULL, "GET", "/v2/", f"registry {registry}")
-        schemes = ("https",) if self.tls_verify else ("https", "http")
+        verify = self.tls_verify
+        if verify and self._insecure(registry):
+            output.debug(f"registry {registry} is insecure in registries.conf: HTTP allowed")
+            verify = False
+        schemes = ("https",) if verify else ("https", "http")
         for scheme in schemes:
-            endpoint = self._make(registry, host, scheme)
-            fallback = scheme == "https" and not self.tls_verify
+            endpoint = self._make(registry, host, scheme, verify)
+            fallback = scheme == "https" and not verify
             attempt = replace(call, retry=False) if fallback else call
             try:
                 response = await self._transport.with_retries(
@@ -110,12 +120,12 @@ class Endpoints:
             return endpoint
         raise AssertionError("unreachable: the last scheme raises or returns")
 
-    def _make(self, registry: str, host: str, scheme: str) -> Endpoint:
+    def _make(self, registry: str, host: str, scheme: str, verify: bool) -> Endpoint:
         base = f"{scheme}://{host}"
         context: ssl.SSLContext | bool = True
         if scheme == "https":
             # certs.d is looked up by the name users write (docker.io), as c/image does.
-            context = tls.ssl_context(registry, self.tls_verify)
+            context = tls.ssl_context(registry, verify)
         return Endpoint(registry, host, base, origin(URL(base)), context, None)
 
 

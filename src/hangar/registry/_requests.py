@@ -8,6 +8,7 @@ from hangar.registry._endpoints import Endpoints
 from hangar.registry._transport import BodyTooLarge, Call, Endpoint, Response, Transport
 from hangar.registry.errors import RegistryError, TooLargeError
 from hangar.registry.health import RegistryHealth, down_after_for
+from hangar.registry.registries_conf import RegistriesConf, load_registries_conf
 from hangar.registry.retry import RetryBudget, RetryPolicy
 
 
@@ -30,8 +31,21 @@ class Requester:
             request_timeout=request_timeout,
             health=RegistryHealth(down_after_for(policy)),
         )
-        self.endpoints = Endpoints(self.transport, self.budget, tls_verify=tls_verify)
+        self._conf: RegistriesConf | None = None
+        self.endpoints = Endpoints(
+            self.transport,
+            self.budget,
+            tls_verify=tls_verify,
+            insecure=lambda registry: self.registries_conf().insecure(registry),
+        )
         self.auth = Authenticator(self.transport, self.budget, authfile=authfile)
+
+    def registries_conf(self) -> RegistriesConf:
+        """registries.conf and its drop-ins, read at the first request, then kept: one run,
+        one configuration."""
+        if self._conf is None:
+            self._conf = load_registries_conf()
+        return self._conf
 
     def budget(self, deadline: float | None = None, *, requests: int = 1) -> RetryBudget:
         """The retries of one operation of `requests` requests, shared by all of them: each
@@ -44,6 +58,7 @@ class Requester:
         await self.transport.close()
 
     async def endpoint(self, registry: str) -> Endpoint:
+        self.registries_conf().check_allowed(registry, None)
         return await self.endpoints.get(registry)
 
     def error(self, response: Response, call: Call, *, push: bool = False) -> RegistryError:
@@ -53,6 +68,7 @@ class Requester:
     async def request(self, call: Call, budget: RetryBudget | None = None) -> Response:
         """Send with auth and retries (from `budget`, the operation's; else a budget of its
         own). Statuses are left to the caller, except 401 loops."""
+        self.registries_conf().check_allowed(call.registry, call.repository)
         endpoint = await self.endpoints.get(call.registry)
         if budget is None:
             budget = self.budget(call.deadline)

@@ -149,7 +149,13 @@ class Transport:
             return True  # ignored by aiohttp for plain HTTP
         if origin(url) == endpoint.origin:
             return endpoint.ssl
-        return tls.ssl_context(host_port(url), self.tls_verify)
+        # A registry used without verification (--tls-verify=false, or registries.conf
+        # `insecure = true`) has its token realm and redirects unverified too, as the one
+        # HTTP client containers/image makes for it.
+        verified = isinstance(endpoint.ssl, ssl.SSLContext) and (
+            endpoint.ssl.verify_mode != ssl.CERT_NONE
+        )
+        return tls.ssl_context(host_port(url), self.tls_verify and verified)
 
     async def with_retries(
         self,

@@ -209,7 +209,7 @@ def parse_token_response(body: bytes, *, now: float | None = None) -> BearerToke
     """
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise TokenResponseError("the token endpoint's answer is not JSON") from None
     if not isinstance(document, dict):
         raise TokenResponseError("the token endpoint's answer is not a JSON object")

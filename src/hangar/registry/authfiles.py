@@ -84,7 +84,7 @@ def read_json(path: Path) -> Any | None:
         return None
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise malformed(path, f"not valid JSON ({exc})") from None
 
 

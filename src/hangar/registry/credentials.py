@@ -184,7 +184,7 @@ def _from_helper(
         username, secret = answer.get("Username") or "", answer.get("Secret") or ""
         if not isinstance(username, str) or not isinstance(secret, str):
             raise TypeError
-    except (ValueError, TypeError, AttributeError):
+    except (ValueError, TypeError, AttributeError, RecursionError):
         raise HangarError(
             f"credential helper docker-credential-{helper} returned an answer that is not "
             f'{{"Username": ..., "Secret": ...}} for {host}'

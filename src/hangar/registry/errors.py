@@ -53,6 +53,12 @@ class RegistryError(HangarError):
         self.code = code
 
 
+NOT_FOUND_HINT = (
+    "check the tag or digest, the registry and repository of the line or of "
+    "--registry/--project, and whether the image was pushed or mirrored to this registry"
+)
+
+
 class NotFoundError(RegistryError):
     """404 in any dialect: unknown repository, tag, manifest or blob."""
 
@@ -112,7 +118,7 @@ def parse_error_body(body: bytes) -> tuple[str | None, str]:
     """
     try:
         document = json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         document = None
     errors = document.get("errors") if isinstance(document, dict) else None
     if isinstance(errors, list) and errors:
@@ -130,10 +136,10 @@ def _describe_error(entry: dict) -> str:
     message = str(entry.get("message") or "").strip()
     detail = entry.get("detail")
     text = f"{code}: {message}" if code and message else code or message
+    # A structured detail (distribution's {"Tag": "v1"}, the access list of a 401) is for
+    # programs: the message names the image and scope already, raw JSON only confuses.
     if isinstance(detail, str) and detail.strip() and detail.strip() != message:
         text = f"{text} ({detail.strip()})"
-    elif isinstance(detail, dict | list) and detail:
-        text = f"{text} ({json.dumps(detail, separators=(',', ':'))[:200]})"
     return text
 
 
@@ -178,7 +184,8 @@ def status_error(
             **fields,
         )
     if status == 404:
-        return NotFoundError(f"{failure.what} not found{detail}", **fields)
+        hint = NOT_FOUND_HINT if failure.what.startswith("image ") else None
+        return NotFoundError(f"{failure.what} not found{detail}", hint=hint, **fields)
     if retryable_status(status):
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         return ServerError(

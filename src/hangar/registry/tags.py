@@ -42,7 +42,7 @@ def parse_tags(body: bytes) -> list[str] | None:
     """The `tags` of one page ([] for `null`), or None when the body is not a tag list."""
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(document, dict):
         return None

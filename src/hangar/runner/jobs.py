@@ -60,6 +60,32 @@ class RunOptions:
     silence: Callable[[str], str | None] | None = None
 
 
+class InListOrder:
+    """Failed lines reach the failed file in the list's order, though jobs finish in any
+    order: a line waits until every line before it has finished. What waits is at most the
+    failures that finished behind the slowest line in flight."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self._write = write
+        self._next = 0  # the position of the first line not finished yet
+        self._waiting: dict[int, str | None] = {}  # finished early: the text, None if it passed
+
+    def finished(self, position: int, failed_text: str | None) -> None:
+        self._waiting[position] = failed_text
+        while self._next in self._waiting:
+            text = self._waiting.pop(self._next)
+            self._next += 1
+            if text is not None:
+                self._write(text)
+
+    def flush(self) -> None:
+        """The end of the run: whatever still waits (a line never finished), in order."""
+        for position in sorted(self._waiting):
+            text = self._waiting.pop(position)
+            if text is not None:
+                self._write(text)
+
+
 class Runner:
     def __init__(self, worker: Worker, options: RunOptions) -> None:
         self.worker = worker
@@ -72,6 +98,7 @@ class Runner:
         self._tasks: list[asyncio.Task[Any]] = []  # what an abandon cancels
         self._started = 0.0
         self._progress: Progress | None = None
+        self._in_order = InListOrder(self.failed.add)
 
     async def run(
         self, entries: Iterable[ListEntry], *, finalize: Finalizer | None = None
@@ -92,7 +119,9 @@ class Runner:
             show = sys.stderr.isatty() and not output.quiet()
         interval = 0.0 if output.quiet() else self.options.progress_interval
         self._started = time.monotonic()
-        numbered = enumerate(entries, start=1)
+        # Positions in the list (what the failed file's order follows); the log numbers an
+        # image by its line in the file ([IMG:n], the report's "line"): one numbering.
+        numbered = enumerate(entries)
         if interrupts.first is not None:  # a signal came before the run: nothing starts
             self._on_signal(interrupts.first, 1)
         interrupts.listen(self._on_signal)
@@ -109,6 +138,7 @@ class Runner:
             interrupts.listen(None)
             output.on_closed(None)
             self._record_rest(numbered)
+            self._in_order.flush()
             self.summary.elapsed = time.monotonic() - self._started
             self._finish_files()
         return self.summary
@@ -198,31 +228,32 @@ class Runner:
         if not self._stopping:
             return
         try:
-            for _, entry in numbered:
-                self._record_unstarted(entry)
+            for position, entry in numbered:
+                self._record_unstarted(position, entry)
         except Exception as exc:  # the list or the failed file broke: the run already stopped
             self.summary.fatal = self.summary.fatal or f"{exc.__class__.__name__}: {exc}"
 
-    def _record_unstarted(self, entry: ListEntry) -> None:
+    def _record_unstarted(self, position: int, entry: ListEntry) -> None:
         if entry.unsupported is not None:
+            self._in_order.finished(position, None)
             return
         result = ImageResult(Status.NOT_STARTED, "not started: interrupted")
-        self._finish(entry, 0, result, log=False)
+        self._finish(position, entry, result, log=False)
 
     async def _work(self, numbered: Iterator[tuple[int, ListEntry]]) -> None:
         # The workers share one iterator: next() runs without an await, so each line is
         # taken by exactly one of them.
-        for number, entry in numbered:
+        for position, entry in numbered:
             if self._stopping:
-                self._record_unstarted(entry)
+                self._record_unstarted(position, entry)
                 return
             progress = start_line()
             try:
-                result = await self._one(number, entry, progress)
+                result = await self._one(entry.line_number, entry, progress)
             except asyncio.CancelledError:
-                self._finish(entry, number, _cut_short("abandoned: interrupted", progress))
+                self._finish(position, entry, _cut_short("abandoned: interrupted", progress))
                 raise
-            self._finish(entry, number, result)
+            self._finish(position, entry, result)
 
     async def _one(self, number: int, entry: ListEntry, progress: LineProgress) -> ImageResult:
         if entry.unsupported is not None:
@@ -253,16 +284,20 @@ class Runner:
             return None
         return silence(entry.reference.registry)
 
-    def _finish(self, entry: ListEntry, number: int, result: ImageResult, log: bool = True) -> None:
+    def _finish(
+        self, position: int, entry: ListEntry, result: ImageResult, log: bool = True
+    ) -> None:
         self.summary.add(result.status, result.signatures)
         self.summary.platforms_seen.update(result.platforms)
+        failed_text = None
         if result.status in FAILED_STATUSES:
             # A line too long to keep has no text: a comment says so, and a retry skips it.
-            self.failed.add(entry.text or f"# {result.message} (not copied)")
+            failed_text = entry.text or f"# {result.message} (not copied)"
             if log:
                 label = f"{entry.text}: " if entry.text else ""
                 say = output.debug if result.said_once else output.error
-                say(f"{label}{result.message}", image=number or None)
+                say(f"{label}{result.message}", image=entry.line_number)
+        self._in_order.finished(position, failed_text)
         self.report.add(
             {
                 "line": entry.line_number,

@@ -103,7 +103,7 @@ def parse_envelope(pem: bytes, source: str) -> Envelope:
         raise KeyFileError(f"{where}: the PEM body is not valid base64", hint=DAMAGED)
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise KeyFileError(
             f"{where}: the encrypted envelope is not valid JSON", hint=DAMAGED
         ) from None
