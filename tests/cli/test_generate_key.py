@@ -213,7 +213,7 @@ def test_a_directory_in_the_way_is_refused(tmp_path: Path) -> None:
 def test_a_failed_write_leaves_no_file_behind(tmp_path: Path) -> None:
     """Both files are staged before either is renamed: when the second cannot be written,
     neither final file appears and no temp file remains."""
-    from hangar.cli.keys import write_files
+    from hangar.keys.pairfiles import write_files
 
     with pytest.raises(KeyFileError) as excinfo:
         write_files(

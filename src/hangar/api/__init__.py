@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from hangar.api.config import ConfigError, RemoveConfig, RunConfig, SignConfig, ValidateConfig
 
 if TYPE_CHECKING:
-    from hangar.api._inspect import config_bytes, inspect_image, manifest_bytes
+    from hangar.api._inspect import config_bytes, describe_image, inspect_image, manifest_bytes
     from hangar.api._remove import remove
     from hangar.api._sign import PlannedLine, plan_signing, sign
     from hangar.api._validate import ValidateResult, validate
@@ -34,6 +34,7 @@ __all__ = [
     "ValidateConfig",
     "ValidateResult",
     "config_bytes",
+    "describe_image",
     "inspect_image",
     "manifest_bytes",
     "plan_signing",
@@ -56,6 +57,7 @@ _LAZY = {
     "inspect_image": "hangar.api._inspect",
     "manifest_bytes": "hangar.api._inspect",
     "config_bytes": "hangar.api._inspect",
+    "describe_image": "hangar.api._inspect",
 }
 
 

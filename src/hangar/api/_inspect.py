@@ -8,7 +8,14 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from hangar.errors import UsageProblem
-from hangar.operations.inspection import ImageSummary, config_blob, summarize
+from hangar.operations.inspection import (
+    Bundles,
+    ImageSummary,
+    PlatformRow,
+    Signatures,
+    config_blob,
+    summarize,
+)
 from hangar.reference import Reference, parse_reference
 from hangar.registry.client import Manifest, RegistryClient
 
@@ -93,3 +100,58 @@ def _with_manifest(
             return await read(client, await client.get_manifest(ref))
 
     return asyncio.run(run())
+
+
+def describe_image(
+    ref: Reference, summary: ImageSummary
+) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """What `hangar inspect` shows, as text: (field, value) pairs, and for an index one
+    (platform, digest, signed) row per entry."""
+    manifest, rows, own = summary.manifest, summary.rows, summary.own
+    bundles = summary.own_bundles
+    fields = [
+        ("Reference", str(ref)),
+        ("Digest", manifest.digest),
+        ("Media type", manifest.media_type),
+        ("Signed", "yes" if own is not None or bundles is not None else "no"),
+    ]
+    if own is not None:
+        fields.append(("Signatures", _signatures_text(own)))
+    if bundles is not None:
+        fields.append(("Bundles", _bundles_text(bundles) + " (cosign v3; podman reads .sig only)"))
+    if not summary.is_index:
+        fields.insert(3, ("Platform", rows[0].platform if rows else "(unknown)"))
+        fields.insert(4, ("Layers", str(summary.layers)))
+        return fields, []
+    return fields, [(row.platform, row.digest, _signed_cell(row)) for row in rows]
+
+
+def _signatures_text(found: Signatures) -> str:
+    words = f"{found.layers} signature{'s' if found.layers != 1 else ''}"
+    verified = [f"{k.verified} by {k.path} (sha256:{k.fingerprint[:16]})" for k in found.by_key]
+    return ", ".join([words, *verified])
+
+
+def _bundles_text(found: Bundles) -> str:
+    words = f"{found.bundles} bundle{'s' if found.bundles != 1 else ''}"
+    verified = [f"{k.verified} by {k.path} (sha256:{k.fingerprint[:16]})" for k in found.by_key]
+    return ", ".join([words, *verified])
+
+
+def _yes_no(value: bool | None) -> str:
+    if value is None:
+        return "-"
+    return "yes" if value else "no"
+
+
+def _signed_cell(row: PlatformRow) -> str:
+    if row.note:
+        return row.note
+    parts = []
+    if row.signatures is not None:
+        parts.append(_signatures_text(row.signatures))
+    if row.bundles is not None:
+        parts.append(_bundles_text(row.bundles))
+    if parts:
+        return "yes: " + "; ".join(parts)
+    return _yes_no(row.signed)

@@ -8,6 +8,7 @@ The CLI builds these from its flags (hangar/cli/_config.py); a script builds the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,45 @@ def split_list(values: tuple[str, ...]) -> list[str]:
     for value in values:
         items.extend(part.strip() for part in value.split(",") if part.strip())
     return items
+
+
+# Durations as Go's time.ParseDuration reads them: the seed documents `--timeout 10m0s`.
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+def parse_duration(text: str) -> float:
+    """Parse a Go duration (`10m0s`, `90s`, `1h30m`, `1.5h`) into seconds."""
+    value = text.strip()
+    sign = 1.0
+    if value[:1] in "+-" and value:
+        sign = -1.0 if value[0] == "-" else 1.0
+        value = value[1:]
+    if value == "0":
+        return 0.0
+    if not value:
+        raise ValueError(f'invalid duration "{text}"')
+    total = 0.0
+    position = 0
+    for match in _DURATION_PART.finditer(value):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position = match.end()
+    if position != len(value):
+        if re.fullmatch(r"[\d.]+", value):
+            raise ValueError(f'missing unit in duration "{text}" (for example 90s, 10m0s, 1h30m)')
+        raise ValueError(f'invalid duration "{text}" (for example 90s, 10m0s, 1h30m)')
+    return sign * total
 
 
 def clamp_jobs(jobs: int) -> int:

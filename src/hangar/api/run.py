@@ -236,11 +236,6 @@ def resign_command(config: RunConfig, failed_path: Path, *, all_instances: bool 
     return " ".join(words)
 
 
-def images(count: int) -> str:
-    """`1 image`, `2 images`."""
-    return f"{count} image" if count == 1 else f"{count} images"
-
-
 def revalidate_command(config: RunConfig, failed_path: Path) -> str:
     """The `hangar sign validate` that checks the failed lines again, with the flags that
     decide what was checked (the keys or policy are named by their flags, not repeated)."""

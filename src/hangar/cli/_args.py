@@ -2,14 +2,14 @@
 
 click does not parse `--tls-verify=false` for a boolean flag, nor global flags after the
 subcommand, so argv is normalized before click sees it. Durations follow Go's
-time.ParseDuration because the seed documents `--timeout 10m0s`.
+time.ParseDuration because the seed documents `--timeout 10m0s` (hangar.api.config reads them).
 """
 
 from __future__ import annotations
 
-import re
-
 import click
+
+from hangar.api.config import parse_duration
 
 GLOBAL_FLAGS = ("--debug", "--insecure-policy")
 
@@ -86,44 +86,6 @@ def _rewrite_bool(arg: str) -> str:
     raise click.UsageError(
         f'invalid argument "{value}" for "--{name}": use true or false (for example --{name}=false)'
     )
-
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_SECONDS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-
-
-def parse_duration(text: str) -> float:
-    """Parse a Go duration (`10m0s`, `90s`, `1h30m`, `1.5h`) into seconds."""
-    value = text.strip()
-    sign = 1.0
-    if value[:1] in "+-" and value:
-        sign = -1.0 if value[0] == "-" else 1.0
-        value = value[1:]
-    if value == "0":
-        return 0.0
-    if not value:
-        raise ValueError(f'invalid duration "{text}"')
-    total = 0.0
-    position = 0
-    for match in _DURATION_PART.finditer(value):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        position = match.end()
-    if position != len(value):
-        if re.fullmatch(r"[\d.]+", value):
-            raise ValueError(f'missing unit in duration "{text}" (for example 90s, 10m0s, 1h30m)')
-        raise ValueError(f'invalid duration "{text}" (for example 90s, 10m0s, 1h30m)')
-    return sign * total
 
 
 class Duration(click.ParamType):

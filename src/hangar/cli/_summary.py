@@ -1,5 +1,6 @@
 """What the list commands print at the end of a run (the `Summary:` line, what to do about
-failed lines), and the terminal prompt for credentials a registry asks for."""
+failed lines, as hangar.api.summary words them), and the terminal prompt for credentials a
+registry asks for."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import TYPE_CHECKING
 import click
 
 from hangar import output
-from hangar.api.run import images
 
 if TYPE_CHECKING:
     from hangar.api.run import CredentialsPrompt, RunResult
@@ -38,65 +38,14 @@ def print_summary(
     retry: str | None = None,
     dry_run: bool = False,
 ) -> None:
-    """The summary line and what to do next. `resign` (validate): the `hangar sign` that
-    re-signs the failed lines; `retry` (validate): the command that checks them again, the
-    advice when no failed line got a verdict (exit 3: access, not signatures)."""
-    summary, failed_path = result.summary, result.failed_path
-    counts = summary.counts
-    rate = summary.signatures / summary.elapsed if summary.elapsed > 0 else 0.0
-    if verb == "sign":
-        parts = [
-            f"{counts.get('signed', 0)} signed",
-            f"{counts.get('already-signed', 0)} already signed",
-        ]
-        tail = f"{summary.signatures} signatures written"
-    elif verb == "remove":
-        done = "would remove" if dry_run else "removed"
-        parts = [
-            f"{counts.get('removed', 0)} {done}",
-            f"{counts.get('nothing-to-remove', 0)} nothing to remove",
-        ]
-        tail = (
-            f"{summary.signatures} signatures would be removed (dry run: nothing was removed)"
-            if dry_run
-            else f"{summary.signatures} signatures removed"
-        )
-    else:
-        parts = [f"{counts.get('passed', 0)} passed"]
-        tail = f"{summary.signatures} digests verified"
-    parts += [
-        f"{counts.get('skipped', 0)} skipped for platform",
-        f"{counts.get('failed', 0)} failed",
-    ]
-    if summary.not_started:
-        parts.append(f"{summary.not_started} not started")
-    if counts.get("mirror-format"):
-        parts.append(f"{counts['mirror-format']} mirror-format line(s) skipped")
-    line = (
-        f"Summary: {images(summary.total)}: {', '.join(parts)}; {tail} in "
-        f"{summary.elapsed:.1f}s ({rate:.1f} {noun}/s)"
-    )
-    output.info(line, always=True)
-    if summary.fatal:
-        output.error(f"the run stopped: {summary.fatal}")
-    unfinished = summary.failed + summary.not_started
-    if unfinished:
-        if verb != "validate":
-            advice = f"run again with -f {failed_path} to retry just those"
-        elif retry is not None:
-            advice = retry
+    """The summary line and what to do next (hangar.api.summary words them)."""
+    from hangar.api.summary import summary_messages
+
+    messages = summary_messages(result, verb, noun, resign=resign, retry=retry, dry_run=dry_run)
+    for level, message in messages:
+        if level == "info":
+            output.info(message, always=True)
+        elif level == "warn":
+            output.warn(message)
         else:
-            advice = (
-                f"re-sign them with `{resign or f'hangar sign -f {failed_path} -k KEY'}`, "
-                "then validate again"
-            )
-        output.error(f"{images(unfinished)} not done; their lines are in {failed_path} ({advice})")
-    if summary.interrupted:
-        output.warn("the run was interrupted; unfinished lines are in the failed file")
-    if summary.only_skipped_for_platform:
-        have = ", ".join(sorted(summary.platforms_seen)) or "none that can be read"
-        output.error(
-            f"nothing was {'signed' if verb == 'sign' else 'validated'}: no image of the list "
-            f"has a platform matching --os/--arch; the images have: {have} "
-            "(pass --os/--arch for the platforms to use)"
-        )
+            output.error(message)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import click
 
-from hangar import output
 from hangar.cli._help import GoCommand
 
 EXAMPLES = """\\b
@@ -61,15 +60,10 @@ def import_key_pair(
 ) -> None:
     """Import a PEM private key (PKCS#1, PKCS#8, SEC1 or encrypted PKCS#8) as a sigstore key
     pair: PREFIX.key (0600, encrypted as cosign writes it) and PREFIX.pub."""
-    from hangar.cli.keys import (
-        PRIVATE_MODE,
-        PUBLIC_MODE,
-        confirm_overwrite,
-        target_paths,
-        write_files,
-    )
+    from hangar.cli.keys import confirm_overwrite, target_paths
     from hangar.keys.files import read_key_file
     from hangar.keys.importing import import_key
+    from hangar.keys.pairfiles import write_key_pair
     from hangar.keys.passphrase import read_key_passphrase, read_new_passphrase
 
     key_path, pub_path = target_paths(prefix)
@@ -82,6 +76,4 @@ def import_key_pair(
     private_pem, public_pem = import_key(
         pem, key, source_passphrase, lambda: read_new_passphrase(passphrase_file)
     )
-    write_files([(key_path, private_pem, PRIVATE_MODE), (pub_path, public_pem, PUBLIC_MODE)])
-    output.info(f"Private key written to {key_path}")
-    output.info(f"Public key written to {pub_path}")
+    write_key_pair(key_path, private_pem, pub_path, public_pem)

@@ -17,7 +17,7 @@ from hangar.cli._args import tls_verify_option
 from hangar.cli._help import GoCommand
 
 if TYPE_CHECKING:
-    from hangar.operations.inspection import Bundles, ImageSummary, PlatformRow, Signatures
+    from hangar.operations.inspection import ImageSummary
     from hangar.reference import Reference
 
 
@@ -91,83 +91,31 @@ def _pretty(data: bytes) -> bytes:
 # -- summary -----------------------------------------------------------------------------
 
 
-def _signatures_text(found: Signatures) -> str:
-    words = f"{found.layers} signature{'s' if found.layers != 1 else ''}"
-    verified = [f"{k.verified} by {k.path} (sha256:{k.fingerprint[:16]})" for k in found.by_key]
-    return ", ".join([words, *verified])
-
-
-def _bundles_text(found: Bundles) -> str:
-    words = f"{found.bundles} bundle{'s' if found.bundles != 1 else ''}"
-    verified = [f"{k.verified} by {k.path} (sha256:{k.fingerprint[:16]})" for k in found.by_key]
-    return ", ".join([words, *verified])
-
-
 def _print_summary(ref: Reference, summary: ImageSummary) -> None:
-    manifest, rows, own = summary.manifest, summary.rows, summary.own
-    bundles = summary.own_bundles
-    fields = [
-        ("Reference", str(ref)),
-        ("Digest", manifest.digest),
-        ("Media type", manifest.media_type),
-        ("Signed", "yes" if own is not None or bundles is not None else "no"),
-    ]
-    if own is not None:
-        fields.append(("Signatures", _signatures_text(own)))
-    if bundles is not None:
-        fields.append(("Bundles", _bundles_text(bundles) + " (cosign v3; podman reads .sig only)"))
-    is_index = summary.is_index
-    if not is_index:
-        fields.insert(3, ("Platform", rows[0].platform if rows else "(unknown)"))
-        fields.insert(4, ("Layers", str(summary.layers)))
+    from hangar.api import describe_image
+
+    fields, platforms = describe_image(ref, summary)
     if sys.stdout.isatty():
-        _print_rich(fields, rows if is_index else [])
+        _print_rich(fields, platforms)
     else:
-        _print_plain(fields, rows if is_index else [])
+        _print_plain(fields, platforms)
 
 
-def _yes_no(value: bool | None) -> str:
-    if value is None:
-        return "-"
-    return "yes" if value else "no"
-
-
-def _table(rows: list[PlatformRow]) -> list[tuple[str, str, str]]:
-    return [(row.platform, row.digest, _signed_cell(row)) for row in rows]
-
-
-def _signed_cell(row: PlatformRow) -> str:
-    if row.note:
-        return row.note
-    parts = []
-    if row.signatures is not None:
-        parts.append(_signatures_text(row.signatures))
-    if row.bundles is not None:
-        parts.append(_bundles_text(row.bundles))
-    if parts:
-        return "yes: " + "; ".join(parts)
-    return _yes_no(row.signed)
-
-
-def _print_plain(fields: list[tuple[str, str]], rows: list[PlatformRow]) -> None:
+def _print_plain(fields: list[tuple[str, str]], cells: list[tuple[str, str, str]]) -> None:
     width = max(len(name) for name, _ in fields) + 2
     lines = [f"{name + ':':<{width}}{value}" for name, value in fields]
-    if rows:
-        header = ("PLATFORM", "DIGEST", "SIGNED")
-        table = [header, *_table(rows)]
+    if cells:
+        table = [("PLATFORM", "DIGEST", "SIGNED"), *cells]
         widths = [max(len(line[i]) for line in table) for i in range(2)]
         lines.append("Platforms:")
-        lines += [
-            f"  {cells[0]:<{widths[0]}}  {cells[1]:<{widths[1]}}  {cells[2]}" for cells in table
-        ]
+        lines += [f"  {row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}" for row in table]
     click.echo("\n".join(lines))
 
 
-def _print_rich(fields: list[tuple[str, str]], rows: list[PlatformRow]) -> None:
+def _print_rich(fields: list[tuple[str, str]], cells: list[tuple[str, str, str]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    cells = _table(rows)
     # Never fold or cut a digest (people copy them): on a narrow terminal the lines run long.
     summary_width = max(len(name) for name, _ in fields) + 4 + max(len(v) for _, v in fields)
     table_width = sum(max(len(row[i]) for row in cells) + 3 for i in range(3)) + 1 if cells else 0

@@ -5,18 +5,14 @@ The crypto modules are imported inside the command so that `hangar --help` stays
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 
 import click
 
 from hangar import output
 from hangar.cli._help import GoCommand
 from hangar.errors import KeyFileError
-
-PRIVATE_MODE = 0o600
-PUBLIC_MODE = 0o644
+from hangar.keys.pairfiles import PUBLIC_MODE, write_files, write_key_pair
 
 EXAMPLES = """\b
 Examples:
@@ -85,9 +81,7 @@ def generate_sigstore_key(
     confirm_overwrite([key_path, pub_path], auto_yes)
     secret = read_new_passphrase(passphrase_file)
     private_pem, public_pem = generate_key_pair(secret)
-    write_files([(key_path, private_pem, PRIVATE_MODE), (pub_path, public_pem, PUBLIC_MODE)])
-    output.info(f"Private key written to {key_path}")
-    output.info(f"Public key written to {pub_path}")
+    write_key_pair(key_path, private_pem, pub_path, public_pem)
 
 
 def _generate_in_token(uri: str, prefix: str, passphrase_file: str | None, auto_yes: bool) -> None:
@@ -136,53 +130,3 @@ def confirm_overwrite(paths: list[str], auto_yes: bool) -> None:
         raise KeyFileError(
             f"kept the existing {names}; no key written", hint="choose another --prefix"
         )
-
-
-def write_files(files: list[tuple[str, bytes, int]]) -> None:
-    """Stage every file completely (fsynced) before renaming any, so that a crash leaves
-    either the old files or whole new ones, never half a key."""
-    staged: list[tuple[str, str]] = []
-    current = files[0][0]
-    try:
-        for current, data, mode in files:
-            staged.append((_stage(current, data, mode), current))
-        for temp, current in staged:
-            os.replace(temp, current)
-        _fsync_directory(os.path.dirname(current) or ".")
-    except OSError as exc:
-        raise KeyFileError(
-            f"cannot write {current}: {exc.strerror or exc}",
-            hint="check the directory's permissions and free space",
-        ) from None
-    finally:
-        for temp, _ in staged:
-            _remove_quietly(temp)
-
-
-def _stage(path: str, data: bytes, mode: int) -> str:
-    """A temp file beside `path` holding `data`, with its final mode from the start."""
-    directory = os.path.dirname(path) or "."
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)  # mkstemp creates 0600; set the final mode before any byte
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        _remove_quietly(temp)
-        raise
-    return temp
-
-
-def _fsync_directory(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove_quietly(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)

@@ -7,7 +7,6 @@ podman's warning that a command line is visible to other users.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import click
@@ -16,10 +15,8 @@ from hangar import output
 from hangar.cli._args import tls_verify_option
 from hangar.cli._help import GoCommand
 from hangar.errors import HangarError
-from hangar.reference import normalize_registry
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-_SCHEMES = ("https://", "http://")
 
 
 @click.command(cls=GoCommand, context_settings=CONTEXT)
@@ -53,13 +50,11 @@ def login(
       hangar login registry.example.com
       hangar login -u admin --password-stdin 127.0.0.1:5000 < password.txt
     """
-    from hangar.registry.logins import store_credentials
+    from hangar.api.login import log_in, login_target
 
-    host, key = login_target(registry)
+    host, _key = login_target(registry)
     username, password = _read_credentials(host, username, password, password_stdin)
-    asyncio.run(_check(host, username, password, tls_verify=tls_verify))
-    path = store_credentials(key, username, password, authfile=authfile)
-    output.debug(f"credentials for {key} stored in {path}")
+    log_in(registry, username, password, authfile=authfile, tls_verify=tls_verify)
     click.echo("Login Succeeded!")
 
 
@@ -75,44 +70,14 @@ def logout(registry: str | None, all_: bool, authfile: str | None) -> None:
       hangar logout registry.example.com
       hangar logout --all
     """
-    from hangar.registry.logins import remove_all_credentials, remove_credentials
+    from hangar.api.login import log_out
 
     if all_ and registry:
         raise click.UsageError("give a REGISTRY or --all, not both")
-    if all_:
-        remove_all_credentials(authfile=authfile)
-        click.echo("Removed login credentials for all registries")
-        return
-    if not registry:
+    if not all_ and not registry:
         raise click.UsageError("missing REGISTRY (or --all to log out of every registry)")
-    _host, key = login_target(registry)
-    if not remove_credentials(key, authfile=authfile):
-        raise HangarError(
-            f"not logged into {key}",
-            hint="`hangar logout --all` removes every stored login",
-        )
-    click.echo(f"Removed login credentials for {key}")
-
-
-def login_target(text: str) -> tuple[str, str]:
-    """(registry host to contact, auth.json key).
-
-    `https://r.example/ns/` -> ("r.example", "r.example/ns"); Docker Hub is spelled docker.io.
-    """
-    value = text.strip()
-    for scheme in _SCHEMES:
-        if value.lower().startswith(scheme):
-            value = value[len(scheme) :]
-            break
-    value = value.rstrip("/")
-    host, slash, namespace = value.partition("/")
-    if not host or any(char.isspace() for char in value):
-        raise HangarError(
-            f'"{text}" is not a registry',
-            hint="use a host[:port], optionally with a namespace: registry.example.com/team",
-        )
-    host = normalize_registry(host)
-    return host, f"{host}/{namespace}" if slash and namespace else host
+    key = log_out(None if all_ else registry, authfile=authfile)
+    click.echo(f"Removed login credentials for {key or 'all registries'}")
 
 
 def _read_credentials(
@@ -148,10 +113,3 @@ def _prompt(host: str, label: str, interactive: bool, *, hide: bool) -> str:
             hint=f"pass {flag}",
         )
     return click.prompt(label, hide_input=hide, err=True)
-
-
-async def _check(host: str, username: str, password: str, *, tls_verify: bool) -> None:
-    from hangar.registry.client import RegistryClient
-
-    async with RegistryClient(tls_verify=tls_verify, max_connections=2, retries=2) as client:
-        await client.check_credentials(host, username, password)

@@ -48,8 +48,8 @@ def public_key(key: str, passphrase_file: str | None, outfile: str | None) -> No
     Give it to `hangar sign validate -p`, podman's policy.json (keyPath) or `cosign verify
     --key`. For a key in a token, the public key is read from the token's attributes.
     """
-    from hangar.cli.keys import PUBLIC_MODE, write_files
     from hangar.keys.backends import public_key_of
+    from hangar.keys.pairfiles import PUBLIC_MODE, write_files
 
     pem = public_key_of(key, passphrase_file).pem()
     if outfile is None:
