@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hangar.cli.login import login_target
+from hangar.api.login import login_target
 from hangar.registry.authfiles import default_auth_file
 from tests.support.images import push_image
 from tests.support.registry import RegistryServer
