@@ -450,3 +450,22 @@ def test_images_are_numbered_by_their_line_in_the_list(
         "[ERRO] [IMG:5] nginx:: line 5: the tag is empty",
         "[ERRO] [IMG:8] a/y:v1: refused",
     ]
+
+
+def test_a_failed_file_that_refuses_writes_stops_the_run_with_one_reason() -> None:
+    """/dev/full refuses every write. Lines that finished behind a slower one wait for it (the
+    list's order) and are written at the end: that write failing too must end the run with
+    its reason, never escape as an unexpected error."""
+
+    async def slow_first(item: ListEntry, number: int) -> ImageResult:
+        if number == 1:
+            await asyncio.sleep(0.3)
+        return ImageResult(Status.FAILED, "refused")
+
+    entries = [entry(n, f"a/bad:v{n}") for n in range(1, 6)]
+    failed = FailedList.at(Path("/dev/full"))
+    runner = Runner(
+        slow_first, RunOptions(failed=failed, report=Report.at(None), jobs=3, timeout=5.0)
+    )
+    summary = asyncio.run(asyncio.wait_for(runner.run(entries), 10))
+    assert summary.fatal is not None and "No space left on device" in summary.fatal

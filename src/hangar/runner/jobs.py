@@ -138,7 +138,7 @@ class Runner:
             interrupts.listen(None)
             output.on_closed(None)
             self._record_rest(numbered)
-            self._in_order.flush()
+            self._flush_in_order()
             self.summary.elapsed = time.monotonic() - self._started
             self._finish_files()
         return self.summary
@@ -231,6 +231,13 @@ class Runner:
             for position, entry in numbered:
                 self._record_unstarted(position, entry)
         except Exception as exc:  # the list or the failed file broke: the run already stopped
+            self.summary.fatal = self.summary.fatal or f"{exc.__class__.__name__}: {exc}"
+
+    def _flush_in_order(self) -> None:
+        """The failed lines still waiting for a slower one before them, written at the end."""
+        try:
+            self._in_order.flush()
+        except Exception as exc:  # the failed file broke: the run stops with that reason
             self.summary.fatal = self.summary.fatal or f"{exc.__class__.__name__}: {exc}"
 
     def _record_unstarted(self, position: int, entry: ListEntry) -> None:
