@@ -230,3 +230,43 @@ def test_a_bundle_of_this_key_listed_meanwhile_makes_ours_unneeded() -> None:
     attached = asyncio.run(bundles.attach(IMAGE, DIGEST, second, artifact2, "line", equivalence))
     assert attached is not None
     assert set(listed(registry)) == {digest_of(other_key), digest_of(artifact2)}
+
+
+def test_an_artifact_put_refused_on_a_blob_being_relinked_is_made_again() -> None:
+    """Another writer uploading `{}` again makes distribution refuse our artifact PUT for a
+    moment (400 MANIFEST_BLOB_UNKNOWN): the blobs are checked and the PUT made again."""
+    registry = MemoryRegistry()
+    registry.faults.blob_race_puts = 2
+    ours = writer(registry)
+    bundles = BundleWriter(registry, ours, ReferrersApi())
+    bundle, artifact = artifact_of(OURS)
+
+    async def run() -> None:
+        attached = await bundles.attach(IMAGE, DIGEST, bundle, artifact, "line")
+        assert attached is not None and attached.artifact == digest_of(artifact)
+        assert await ours.confirm() == []
+
+    asyncio.run(run())
+    assert registry.untagged[(REPOSITORY, digest_of(artifact))] == artifact
+    assert listed(registry) == [digest_of(artifact)]
+    assert registry.faults.blob_race_puts == 0
+
+
+def test_the_targets_of_an_image_share_one_upload_of_the_empty_config() -> None:
+    registry = MemoryRegistry()
+    ours = writer(registry)
+    bundles = BundleWriter(registry, ours, ReferrersApi())
+    digests = [f"sha256:{n:064x}" for n in range(3)]
+
+    async def run() -> None:
+        jobs = []
+        for digest in digests:
+            bundle = build_bundle(OURS, digest)
+            subject = Subject("application/vnd.oci.image.manifest.v1+json", 1, digest)
+            artifact = build_artifact(bundle, subject, "2026-12-03T14:33:14Z")
+            jobs.append(bundles.attach(IMAGE, digest, bundle, artifact, "line"))
+        assert all(await asyncio.gather(*jobs))
+
+    asyncio.run(run())
+    # three bundles, and `{}` once: a second upload of the same bytes races the PUTs
+    assert registry.counts()["PUSH blob"] == len(digests) + 1

@@ -14,18 +14,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from hangar import output
-from hangar.attachments.merge import Edit, SignatureStore, TagFormat, TagRead
+from hangar.attachments import merge
+from hangar.attachments.merge import (
+    BLOB_RACE_CODES,
+    MAX_MERGE_ATTEMPTS,
+    Edit,
+    SignatureStore,
+    TagFormat,
+    TagRead,
+)
 from hangar.attachments.writer import AttachmentWriter
 from hangar.errors import HangarError
 from hangar.manifest import OCI_INDEX, OCI_MANIFEST, sha256_digest
 from hangar.reference import Reference
 from hangar.registry.client import Manifest
-from hangar.registry.errors import DigestMismatchError, NotFoundError, TooLargeError
+from hangar.registry.errors import (
+    DigestMismatchError,
+    NotFoundError,
+    RegistryError,
+    TooLargeError,
+)
 from hangar.sigstore.bundle import MAX_BUNDLE_SIZE, Bundle, parse_bundle
 from hangar.sigstore.protojson import ProtoJsonError
 from hangar.sigstore.referrers import (
@@ -296,7 +310,11 @@ class BundleWriter:
         self.store = store
         self.writer = writer
         self.api = api
+        # Per repository, the one upload of `{}` every artifact there shares: the targets of
+        # an image are attached at once, and two uploads of the same bytes make distribution
+        # rewrite the blob's link while the other's artifact PUT checks it (a 400).
         self._empty_config: set[tuple[str, str]] = set()  # repositories holding `{}`
+        self._empty_config_uploads: dict[tuple[str, str], asyncio.Future[str]] = {}
 
     async def attach(
         self,
@@ -312,14 +330,12 @@ class BundleWriter:
         (our artifact is then deleted again). HangarError when it cannot be written (the line
         fails; nothing else is touched)."""
         store = self.store
-        repository = (ref.registry, ref.repository)
-        uploads = [store.push_blob(ref.registry, ref.repository, bundle, check_exists=False)]
-        if repository not in self._empty_config:
-            uploads.append(store.push_blob(ref.registry, ref.repository, EMPTY_CONFIG))
-        await asyncio.gather(*uploads)
-        self._empty_config.add(repository)
+        await asyncio.gather(
+            store.push_blob(ref.registry, ref.repository, bundle, check_exists=False),
+            self._upload_empty_config(ref),
+        )
         artifact_ref = ref.with_digest(sha256_digest(artifact))
-        await store.put_manifest(artifact_ref, artifact, OCI_MANIFEST)
+        await self._put_artifact(artifact_ref, artifact, bundle)
         if self.api.known.get(ref.registry) is None:
             self.api.known[ref.registry] = (
                 await store.get_referrers(ref, subject_digest) is not None
@@ -337,3 +353,44 @@ class BundleWriter:
                 await store.delete_manifest(artifact_ref, sha256_digest(artifact))
             return None
         return Attached(artifact_ref.digest or "", "referrers-tag")
+
+    async def _upload_empty_config(self, ref: Reference) -> None:
+        """The repository's one upload of `{}` (again only after one failed); shielded: one
+        artifact given up does not cancel it for the others."""
+        repository = (ref.registry, ref.repository)
+        if repository in self._empty_config:
+            return
+        upload = self._empty_config_uploads.get(repository)
+        if upload is None:
+            upload = asyncio.ensure_future(
+                self.store.push_blob(ref.registry, ref.repository, EMPTY_CONFIG)
+            )
+            self._empty_config_uploads[repository] = upload
+            upload.add_done_callback(lambda done: self._uploaded(repository, done))
+        await asyncio.shield(upload)
+
+    def _uploaded(self, repository: tuple[str, str], upload: asyncio.Future[str]) -> None:
+        del self._empty_config_uploads[repository]
+        if not upload.cancelled() and upload.exception() is None:
+            self._empty_config.add(repository)
+
+    async def _put_artifact(self, artifact_ref: Reference, artifact: bytes, bundle: bytes) -> None:
+        """PUT the artifact by digest. Another writer uploading `{}` (or the same bundle) again
+        can make distribution refuse it for a moment (merge.BLOB_RACE_CODES): make sure both
+        blobs exist, without uploading what is there, and PUT again."""
+        for attempt in range(1, MAX_MERGE_ATTEMPTS + 1):
+            try:
+                await self.store.put_manifest(artifact_ref, artifact, OCI_MANIFEST)
+                return
+            except RegistryError as exc:
+                if exc.status != 400 or exc.code not in BLOB_RACE_CODES:
+                    raise
+                if attempt == MAX_MERGE_ATTEMPTS:
+                    raise
+            output.debug(f"{artifact_ref}: a blob changed under our PUT, again ({attempt})")
+            await asyncio.sleep(random.uniform(0, min(merge.MERGE_JITTER * 2**attempt, 1.0)))
+            registry, repository = artifact_ref.registry, artifact_ref.repository
+            await asyncio.gather(
+                self.store.push_blob(registry, repository, bundle),
+                self.store.push_blob(registry, repository, EMPTY_CONFIG),
+            )
