@@ -36,6 +36,15 @@ def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def _media_type(data: bytes) -> str:
+    """The document's own mediaType (an image index stored by a test), else an OCI manifest."""
+    try:
+        declared = json.loads(data).get("mediaType")
+    except (ValueError, AttributeError):
+        return OCI_MANIFEST
+    return declared if isinstance(declared, str) else OCI_MANIFEST
+
+
 @dataclass
 class Faults:
     """What the next requests meet. Counters count down as they are used."""
@@ -120,7 +129,7 @@ class MemoryRegistry:
                 data = None
             if data is None:
                 raise self._not_found(ref)
-            return Manifest(data, OCI_MANIFEST, digest_of(data))
+            return Manifest(data, _media_type(data), digest_of(data))
 
         result = await self._step("GET", ref, run)
         assert isinstance(result, Manifest)

@@ -7,6 +7,7 @@ Why each step is there is told in hangar.attachments.writer, the protocol as a w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import statistics
 import time
@@ -282,16 +283,26 @@ class TagMerger:
         """Write the change's edit of what `read` found; the new digest ("" for a delete),
         or why not.
 
-        The check the write relies on: the read itself on a first attempt into an existing tag
-        (checked again if the uploads took too long); a HEAD just before the write after a
-        lost race and before creating a tag (a 404 may be false)."""
+        The check the write relies on: the read itself on a first attempt into an existing tag;
+        a HEAD after a lost race and before creating a tag (a 404 may be false), sent beside
+        the uploads (it does not depend on them, and the PUT still waits for both). Either is
+        checked again if the uploads took too long."""
         sig_ref = change.sig_ref
         edit = await change.edit(read, attachment, first=first, blob_race=blob_race is not None)
-        await asyncio.gather(*edit.uploads)
         check = read
         if not first or read.manifest is None:
-            check = await self.read_head(sig_ref)
-        elif self._too_old(check):
+            head = asyncio.ensure_future(self.read_head(sig_ref))
+            try:
+                await asyncio.gather(*edit.uploads)
+            except BaseException:
+                head.cancel()
+                with contextlib.suppress(asyncio.CancelledError, HangarError):
+                    await head
+                raise
+            check = await head
+        else:
+            await asyncio.gather(*edit.uploads)
+        if self._too_old(check):
             # The uploads took long (retries, a loaded registry): check again rather than
             # send a write that the deadline would stop, or that lands on a stale read.
             output.debug(f"{sig_ref}: the check before our write is stale, checking again")

@@ -9,11 +9,12 @@ API allows:
 - the tag's read is the check the write is based on: the payload is uploaded while the tag is
   read (it does not depend on the tag), the config and the manifest follow within a few round
   trips, and no PUT is sent on a check older than `fresh_for()` (the merge starts again);
-- a 404 on the read is confirmed by a HEAD just before the PUT: a false 404 (a lagging
-  replica, a confused proxy) must never make us write a fresh attachment over a real one;
+- a 404 on the read is confirmed by a HEAD before the PUT (sent as the 404 comes in, beside
+  the uploads, and as fresh as any check): a false 404 (a lagging replica, a confused proxy)
+  must never make us write a fresh attachment over a real one;
   while most tags are new, the config a new tag gets is uploaded beside the read too;
 - after losing a race (the tag changed, the check went stale, a write failed) the merge loop
-  reads again and checks the tag with a HEAD just before the PUT;
+  reads again and checks the tag with a HEAD (beside the uploads) before the PUT;
 - another writer can still overwrite ours after our PUT (its check came before our PUT, its PUT
   after it), but only within its own bounded check-to-write window. So at the end of the run
   (`confirm`), once that window has passed since our last write, every tag written is checked

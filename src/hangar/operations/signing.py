@@ -19,6 +19,7 @@ from hangar.attachments.writer import AttachmentWriter, Outcome
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry
 from hangar.operations.bundle_signing import BundleSigner, SignatureFormat, subjects_of
+from hangar.operations.concurrency import all_of
 from hangar.operations.targets import (
     Selection,
     Target,
@@ -28,7 +29,14 @@ from hangar.operations.targets import (
 )
 from hangar.reference import Reference
 from hangar.registry.client import Manifest, RegistryClient
-from hangar.results import BundleSignRecord, ImageResult, SignRecord, Status, line_progress
+from hangar.results import (
+    BundleSignRecord,
+    ImageResult,
+    LineProgress,
+    SignRecord,
+    Status,
+    line_progress,
+)
 from hangar.sigstore.attachment import NewSignature, signature_tag
 from hangar.sigstore.keys import SigningKey
 from hangar.sigstore.payload import build_payload
@@ -140,57 +148,78 @@ class Signer:
     async def _sign_targets(
         self, ref: Reference, targets: list[Target], number: int, subjects: dict[str, Subject]
     ) -> ImageResult:
-        """Sign the targets one after the other (each signature's own requests overlap; the
-        images of a run do too, -j at a time)."""
-        line = _current_line.get()
+        """Sign the targets of one line at the same time (platforms, attestations, the
+        index): each has its own `.sig` tag, and the writer serializes writes to one tag (an
+        index that lists a digest twice). The images of a run overlap too, -j at a time."""
         # Records go in as each digest is done (a signature the moment the registry holds
         # it): a line cut short (--timeout, a second Ctrl-C) is reported with them.
         progress = line_progress()
-        errors: list[str] = []
-        for target in targets:
-            identity = identity_for(ref, target.digest, self.options.identity_mode)
-            record: SignRecord = {
+        records: list[SignRecord] = [
+            {
                 "digest": target.digest,
                 "platform": target.label,
-                "identity": identity if self.options.legacy else "",
+                "identity": (
+                    identity_for(ref, target.digest, self.options.identity_mode)
+                    if self.options.legacy
+                    else ""
+                ),
             }
-
-            def landed(record: SignRecord = record) -> None:
-                record["action"] = "signed"
-                progress.details.append(record)
-                progress.signatures += 1
-
-            ours: frozenset[str] = frozenset()  # our .sig layer written now (the trap check)
-            if self.options.legacy:
-                try:
-                    outcome, ours = await self._sign_target(ref, target, line, landed)
-                except HangarError as exc:
-                    record["action"], record["error"] = "failed", str(exc)
-                    errors.append(f"{target.label} {target.digest}: {exc}")
-                else:
-                    verb = "Signed" if outcome == "signed" else "Already signed"
-                    output.info(
-                        f"{verb} [{ref.name}@{target.digest}] ({target.label})", image=number
-                    )
-            if self.options.bundle:
-                subject = subjects.get(target.digest)
-                bundle = await self._sign_bundle(ref, target, subject, line, number, ours)
-                record["bundle"] = bundle
-                if bundle["action"] == "failed":
-                    errors.append(f"{target.label} {target.digest}: bundle: {bundle['error']}")
-                progress.signatures += bundle["action"] == "signed"
-                if not self.options.legacy:
-                    record["action"] = bundle["action"]
-                    if "error" in bundle:
-                        record["error"] = bundle["error"]
-            if not any(done is record for done in progress.details):
-                record.setdefault("action", "already-signed")
-                progress.details.append(record)
-        details, written = list(progress.details), progress.signatures
+            for target in targets
+        ]
+        jobs = [
+            self._sign_one(ref, target, record, number, subjects.get(target.digest), progress)
+            for target, record in zip(targets, records, strict=True)
+        ]
+        errors = [error for found in await all_of(jobs) for error in found]
+        written = progress.signatures
         if errors:
-            return ImageResult(Status.FAILED, "; ".join(errors), written, details)
+            return ImageResult(Status.FAILED, "; ".join(errors), written, records)
         status = Status.SIGNED if written else Status.ALREADY_SIGNED
-        return ImageResult(status, "", written, details)
+        return ImageResult(status, "", written, records)
+
+    async def _sign_one(
+        self,
+        ref: Reference,
+        target: Target,
+        record: SignRecord,
+        number: int,
+        subject: Subject | None,
+        progress: LineProgress,
+    ) -> list[str]:
+        """One digest: its `.sig` signature, then its bundle (the bundle's trap check needs
+        the layer just written), as the format asks. Fills `record`; returns the errors."""
+        line = _current_line.get()
+        errors: list[str] = []
+
+        def landed() -> None:
+            record["action"] = "signed"
+            progress.details.append(record)
+            progress.signatures += 1
+
+        ours: frozenset[str] = frozenset()  # our .sig layer written now (the trap check)
+        if self.options.legacy:
+            try:
+                outcome, ours = await self._sign_target(ref, target, line, landed)
+            except HangarError as exc:
+                record["action"], record["error"] = "failed", str(exc)
+                errors.append(f"{target.label} {target.digest}: {exc}")
+            else:
+                verb = "Signed" if outcome == "signed" else "Already signed"
+                output.info(f"{verb} [{ref.name}@{target.digest}] ({target.label})", image=number)
+        if self.options.bundle:
+            bundle = await self._sign_bundle(ref, target, subject, line, number, ours)
+            record["bundle"] = bundle
+            if bundle["action"] == "failed":
+                errors.append(f"{target.label} {target.digest}: bundle: {bundle['error']}")
+            progress.signatures += bundle["action"] == "signed"
+            if not self.options.legacy:
+                record["action"] = bundle["action"]
+                if "error" in bundle:
+                    record["error"] = bundle["error"]
+        if not any(done is record for done in progress.details):
+            record.setdefault("action", "already-signed")
+            progress.details.append(record)
+        return errors
 
     async def _sign_target(
         self, ref: Reference, target: Target, line: str, landed: Callable[[], None]
