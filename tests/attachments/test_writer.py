@@ -743,3 +743,32 @@ def test_a_stall_during_the_check_itself_does_not_stretch_its_freshness() -> Non
     registry.on("after", "HEAD", once(frozen_meanwhile))
     assert asyncio.run(write(writer(registry), signature(OURS))) == "signed"
     assert layer_keys(registry) == ["theirs", "ours"]
+
+
+# -- the final check's timing ------------------------------------------------------------------
+
+
+def test_each_tag_is_checked_once_the_settle_time_has_passed_since_its_own_write() -> None:
+    """A tag written early in the run is checked at once at the end; the last one written waits
+    the whole settle time after its write (what another writer's stale PUT needs to land)."""
+    registry = MemoryRegistry()
+    ours = writer(registry)
+    early_ref = SIG_REF.with_tag("sha256-" + "cd" * 32 + ".sig")
+    heads: dict[str, float] = {}
+
+    async def head_time(ref: Reference) -> None:
+        heads.setdefault(str(ref.tag), time.monotonic())
+
+    async def run() -> tuple[float, float, list[str]]:
+        assert await ours.write(early_ref, DIGEST, IDENTITY, signature(OURS), "early") == "signed"
+        await asyncio.sleep(FRESH_MIN * 2)
+        assert await write(ours, signature(OURS), "late") == "signed"
+        registry.on("before", "HEAD", head_time)
+        confirm_started = time.monotonic()
+        return confirm_started, ours.last_write, await ours.confirm()
+
+    confirm_started, last_write, lost = asyncio.run(run())
+    assert lost == []
+    settle = FRESH_MIN  # fresh_for (at least FRESH_MIN) + 2 x the slowest PUT (~0 here)
+    assert heads[str(early_ref.tag)] - confirm_started < settle / 2  # not held for the last
+    assert heads[str(SIG_REF.tag)] >= last_write + settle

@@ -212,6 +212,7 @@ class AddReferrer:
         self.what = "bundle"
         self.manifest_digest = ""
         self.writes = 0
+        self.written_at = 0.0
 
     @property
     def sig_ref(self) -> Reference:

@@ -48,6 +48,8 @@ class FinalCheck:
     def __init__(self, merger: TagMerger, concurrency: int = 8) -> None:
         self.merger = merger
         self.gate = asyncio.Semaphore(max(1, concurrency))
+        # The settle time of the first round (None: wait for the last write, as later rounds)
+        self.settle_each: float | None = None
 
     async def run(self, written: Iterable[list[Change]]) -> list[str]:
         """Check every tag in `written` (batches of the changes this run made) once more,
@@ -57,9 +59,14 @@ class FinalCheck:
         """
         lost: list[str] = []
         pending: list[Change] = []
-        await self._settle()
+        # Each tag is checked once the settle time has passed since our own write of it: the
+        # tags written early in the run are checked at once, while the last ones settle.
+        # (Every write of the run is done: the settle time is final, as for one wait after
+        # the last write.)
+        self.settle_each = self._settle_time()
         for batch in written:
             lost_now, rewritten = await self._confirm_round(batch, rewrite=True)
+            self.settle_each = None  # a later batch is read once the earlier ones settled
             lost += lost_now
             pending += rewritten
         for round_number in range(1, CONFIRM_ROUNDS + 1):
@@ -103,14 +110,29 @@ class FinalCheck:
                 await asyncio.sleep(delay)
         return lost, rewritten
 
-    async def _settle(self) -> None:
-        """Wait until a write of another hangar that checked the tag before our last PUT
-        would be visible (the freshness bound, plus the registry's own delay)."""
+    def _settle_time(self) -> float:
+        """How long after our write of a tag another hangar's write, based on a check of the
+        tag made before ours landed, would be visible (the freshness bound, plus the registry's
+        own delay)."""
         merger = self.merger
-        settle = min(max(merger.fresh_for() + 2 * merger.slowest_put, SETTLE_MIN), SETTLE_MAX)
-        wait = merger.last_write + settle - time.monotonic()
+        return min(max(merger.fresh_for() + 2 * merger.slowest_put, SETTLE_MIN), SETTLE_MAX)
+
+    async def _settle(self) -> None:
+        """Wait the settle time after our last write (before a round that checks rewrites)."""
+        wait = self.merger.last_write + self._settle_time() - time.monotonic()
         if wait > 0:
             output.debug(f"confirm: waiting {wait:.2f}s for concurrent writes to land")
+            await asyncio.sleep(wait)
+
+    async def _settled(self, item: Change) -> None:
+        """The first round: wait until the settle time has passed since our write of `item`
+        (its answer; the run's last write when it is not known)."""
+        if self.settle_each is None:
+            await self._settle()
+            return
+        written = item.written_at or self.merger.last_write
+        wait = written + self.settle_each - time.monotonic()
+        if wait > 0:
             await asyncio.sleep(wait)
 
     async def _confirm_one(
@@ -118,6 +140,8 @@ class FinalCheck:
     ) -> Literal["ok", "rewritten", "lost", "gone"] | RegistryError:
         """The item's verdict, or the error of a registry that could not answer (to retry)."""
         writes = item.writes
+        if self.settle_each is not None:
+            await self._settled(item)
         async with self.gate:
             try:
                 head = await self.merger.store.head_manifest(item.sig_ref)

@@ -29,6 +29,7 @@ class Written:
     line: str  # the list line, as written (for the failed file)
     manifest_digest: str = ""  # the tag's digest when it last held our signature, as we know
     writes: int = 0  # PUTs made for this signature
+    written_at: float = 0.0  # time.monotonic() when our last write of it was answered
 
     @property
     def lock_key(self) -> str:
@@ -55,6 +56,7 @@ class WriteJournal:
             item.line,
             item.manifest_digest,
             item.writes,
+            item.written_at,
         )
         pickle.dump(fields, self._file, protocol=pickle.HIGHEST_PROTOCOL)
         self.count += 1
@@ -71,9 +73,13 @@ class WriteJournal:
                 fields = pickle.load(self._file)
             except EOFError:
                 break
-            sig_ref, digest, identity, payload, signature, line, manifest_digest, writes = fields
+            sig_ref, digest, identity, payload, signature, line, manifest_digest, writes, at = (
+                fields
+            )
             new = NewSignature(payload=payload, signature=signature)
-            batch.append(Written(sig_ref, digest, identity, new, line, manifest_digest, writes))
+            batch.append(
+                Written(sig_ref, digest, identity, new, line, manifest_digest, writes, at)
+            )
             if len(batch) >= size:
                 yield batch
                 batch = []

@@ -172,6 +172,7 @@ class Change(Protocol):
     what: str  # "signature": for messages ("our signature is missing")
     manifest_digest: str  # the tag's digest after our last write ("" once we deleted it)
     writes: int  # writes made (PUTs, DELETEs)
+    written_at: float  # time.monotonic() when the last of them was answered (the final check)
 
     @property
     def lock_key(self) -> str: ...
@@ -266,6 +267,7 @@ class TagMerger:
                 continue
             change.writes += 1
             change.manifest_digest = result
+            change.written_at = self.last_write
             return
         if blob_race is not None:
             raise blob_race  # the registry's own words: a blob it does not find

@@ -132,6 +132,14 @@ class AddSignature:
     def writes(self, value: int) -> None:
         self.item.writes = value
 
+    @property
+    def written_at(self) -> float:
+        return self.item.written_at
+
+    @written_at.setter
+    def written_at(self, value: float) -> None:
+        self.item.written_at = value
+
     async def in_place(self, read: TagRead, attachment: Attachment | None, *, first: bool) -> bool:
         if read.manifest and attachment and has_layer(attachment, self.item):
             self.item.manifest_digest = read.manifest.digest

@@ -141,6 +141,7 @@ class DropLayers:
     what: str = "removal"
     manifest_digest: str = ""
     writes: int = 0
+    written_at: float = 0.0
     # What the last edit dropped, and whether it deleted the tag: after `apply`, what the
     # write that landed did (the merge loop ends on the write that lands).
     last_edit: list[Match] = field(default_factory=list)
