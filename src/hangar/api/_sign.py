@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hangar import output
 from hangar.api.config import SignConfig
@@ -21,12 +23,16 @@ from hangar.api.run import (
 )
 from hangar.errors import HangarError
 from hangar.imagelist import ListEntry, ReadList, open_image_list
-from hangar.operations.signing import Signer, SignOptions, plan_entry
-from hangar.registry.client import RegistryClient
 from hangar.results import ImageResult
 from hangar.runner.interrupts import Interrupts
 from hangar.runner.progress import Summary
 from hangar.sigstore.keys import SigningKey
+
+if TYPE_CHECKING:
+    # Imported when a run needs them (their import, aiohttp's above all, overlaps the key's
+    # scrypt derivation: see _open_key).
+    from hangar.operations.signing import SignOptions
+    from hangar.registry.client import RegistryClient
 
 
 def sign(config: SignConfig, *, prompt: CredentialsPrompt | None = None) -> RunResult:
@@ -42,7 +48,9 @@ def sign(config: SignConfig, *, prompt: CredentialsPrompt | None = None) -> RunR
     with prepare_run(config) as prepared:
         # Open the key once (decrypt the file, or log in to the token), before any network
         # traffic; the report names a URI without its PIN.
-        key = backends.open_signing_key(config.key, config.passphrase_file)
+        key = _open_key(config.key, config.passphrase_file)
+        from hangar.operations.signing import SignOptions
+
         fingerprint = key.public_key().fingerprint
         prepared.report.describe(keys=[key_record(backends.describe(config.key), fingerprint)])
         options = SignOptions(
@@ -61,6 +69,21 @@ def sign(config: SignConfig, *, prompt: CredentialsPrompt | None = None) -> RunR
     return RunResult(summary, prepared.failed_path, exit_code(summary))
 
 
+def _open_key(spec: str, passphrase_file: str | None) -> SigningKey:
+    """The signing key, opened while the modules a run needs are imported: scrypt releases
+    the GIL, so the two overlap (a few tenths of a second of every run's start). Only with a
+    passphrase file: a key that may prompt (or a token's login) is opened on this thread, so
+    that Ctrl-C at a prompt never leaves a thread waiting on the terminal."""
+    from hangar.keys import backends
+
+    if passphrase_file is None or backends.is_uri(spec):
+        return backends.open_signing_key(spec, passphrase_file)
+    with ThreadPoolExecutor(1, thread_name_prefix="hangar-key") as pool:
+        opening = pool.submit(backends.open_signing_key, spec, passphrase_file)
+        import hangar.operations.signing  # noqa: F401
+        return opening.result()
+
+
 async def _sign_run(
     key: SigningKey,
     options: SignOptions,
@@ -68,6 +91,8 @@ async def _sign_run(
     config: SignConfig,
     prompt: CredentialsPrompt | None,
 ) -> Summary:
+    from hangar.operations.signing import Signer
+
     async def work(client: RegistryClient, interrupts: Interrupts) -> Summary:
         if not config.skip_login:
             registries = prepared.entries.registries
@@ -114,6 +139,8 @@ def plan_signing(config: SignConfig) -> list[PlannedLine]:
 
 
 async def _plan(listed: list[ListEntry], config: SignConfig) -> list[PlannedLine]:
+    from hangar.operations.signing import SignOptions, plan_entry
+
     options = SignOptions(
         oses=config.oses,
         arches=config.arches,
