@@ -22,6 +22,7 @@ from yarl import URL
 from hangar import __version__, output
 from hangar.registry import proxy as proxy_module
 from hangar.registry import tls
+from hangar.registry._inflight import InFlightLimit
 from hangar.registry.auth import PULL_PUSH, Challenge
 from hangar.registry.errors import (
     Failure,
@@ -118,6 +119,8 @@ class Transport:
         # retries and redirect hops each count, as they cost a round trip.
         self.request_counts: Counter[str] = Counter()
         self.first_request: float | None = None  # time.monotonic() (start-up, in the benchmark)
+        # Requests in flight: from a quarter of the pool (-j) to all of it (see _inflight).
+        self.in_flight = InFlightLimit(max_connections // 4, max_connections)
 
     def open(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -212,7 +215,17 @@ class Transport:
 
     async def send(self, endpoint: Endpoint, call: Call, authorization: str | None) -> Response:
         """One exchange, following redirects by hand so Authorization never leaves the
-        registry's origin."""
+        registry's origin; sent once a place among the requests in flight is free."""
+        kind = _kind(call.path)
+        # Manifests (the `.sig` protocol's checks and writes, and the images' reads) are few,
+        # small and timed (a check is fresh for a few round trips): they never wait behind
+        # uploads.
+        if kind == "manifest":
+            return await self._send(endpoint, call, authorization)
+        async with self.in_flight.slot(f"{call.method} {kind}"):
+            return await self._send(endpoint, call, authorization)
+
+    async def _send(self, endpoint: Endpoint, call: Call, authorization: str | None) -> Response:
         session = self._session or self.open()
         if call.deadline is not None and time.monotonic() > call.deadline:
             # Checked here, after auth and backoff and just before the bytes leave.
