@@ -81,6 +81,7 @@ def _open_key(spec: str, passphrase_file: str | None) -> SigningKey:
     with ThreadPoolExecutor(1, thread_name_prefix="hangar-key") as pool:
         opening = pool.submit(backends.open_signing_key, spec, passphrase_file)
         import hangar.operations.signing  # noqa: F401
+
         return opening.result()
 
 

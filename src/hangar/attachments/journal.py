@@ -77,9 +77,7 @@ class WriteJournal:
                 fields
             )
             new = NewSignature(payload=payload, signature=signature)
-            batch.append(
-                Written(sig_ref, digest, identity, new, line, manifest_digest, writes, at)
-            )
+            batch.append(Written(sig_ref, digest, identity, new, line, manifest_digest, writes, at))
             if len(batch) >= size:
                 yield batch
                 batch = []

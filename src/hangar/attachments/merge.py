@@ -54,6 +54,9 @@ BLOB_RACE_CODES = frozenset({"MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "DIGEST_IN
 CHECK_FRESH_MIN = 0.25
 CHECK_FRESH_RTTS = 8
 ROUND_TRIP_SAMPLES = 64
+# A check goes out beside the uploads while those (their upper quartile, plus a round trip)
+# take less than this share of a check's freshness; else after them.
+EARLY_CHECK_SHARE = 0.5
 
 
 class SignatureStore(Protocol):
@@ -212,6 +215,9 @@ class TagMerger:
         self.last_write = 0.0  # time.monotonic() of our last PUT's answer
         self.slowest_put = 0.0  # seconds
         self.round_trips: deque[float] = deque(maxlen=ROUND_TRIP_SAMPLES)
+        # How long recent writes waited for their uploads once the tag was read (whether a
+        # check sent beside them stays fresh).
+        self.upload_waits: deque[float] = deque(maxlen=ROUND_TRIP_SAMPLES)
         # Backoff between merges whose PUT failed (the client retries a PUT only while its
         # check is fresh): the client's policy, $HANGAR_RETRY_BASE_DELAY included.
         self.write_policy = write_policy or RetryPolicy(base_delay=base_delay_from_env())
@@ -293,15 +299,7 @@ class TagMerger:
         edit = await change.edit(read, attachment, first=first, blob_race=blob_race is not None)
         check = read
         if not first or read.manifest is None:
-            head = asyncio.ensure_future(self.read_head(sig_ref))
-            try:
-                await asyncio.gather(*edit.uploads)
-            except BaseException:
-                head.cancel()
-                with contextlib.suppress(asyncio.CancelledError, HangarError):
-                    await head
-                raise
-            check = await head
+            check = await self._check_beside(sig_ref, edit.uploads)
         else:
             await asyncio.gather(*edit.uploads)
         if self._too_old(check):
@@ -314,6 +312,32 @@ class TagMerger:
         if edit.manifest is None:
             return await self._delete(sig_ref, check)
         return await self._put(sig_ref, edit.manifest, check, change.tag_format.media_type)
+
+    async def _check_beside(
+        self, sig_ref: Reference, uploads: tuple[Awaitable[str], ...]
+    ) -> TagRead:
+        """The HEAD a write needs, sent beside the uploads when it would still be fresh once
+        they are done (recent uploads took well under its freshness), else after them: a
+        check that went stale waiting is one more HEAD (a loaded registry's slow uploads)."""
+        early = self._check_fits_beside_uploads()
+        head = asyncio.ensure_future(self.read_head(sig_ref)) if early else None
+        waited = time.monotonic()
+        try:
+            await asyncio.gather(*uploads)
+        except BaseException:
+            if head is not None:
+                head.cancel()
+                with contextlib.suppress(asyncio.CancelledError, HangarError):
+                    await head
+            raise
+        self.upload_waits.append(time.monotonic() - waited)
+        return await head if head is not None else await self.read_head(sig_ref)
+
+    def _check_fits_beside_uploads(self) -> bool:
+        if len(self.upload_waits) < 4:
+            return True
+        slow = statistics.quantiles(self.upload_waits, n=4)[2]  # the upper quartile
+        return slow + self._typical_round_trip() < EARLY_CHECK_SHARE * self.fresh_for()
 
     def _too_old(self, check: TagRead) -> bool:
         """Would a PUT sent now (taking a typical round trip) start past the check's
