@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import json
 import os
 import re
@@ -212,8 +213,10 @@ class Bed:
         key_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         fmt: str = "legacy",
+        extra: list[str] | None = None,
     ) -> Run:
-        """`hangar sign` with the bed's key file, or with `key_args` (a token's URI) instead."""
+        """`hangar sign` with the bed's key file, or with `key_args` (a token's URI) instead;
+        `extra`: more flags (`--sign-index=false`)."""
         list_file = self._list(host, names, label)
         counts_file = self.work / f"counts-{label}.json"
         key = key_args or ["-k", str(self.key), "--sigstore-passphrase-file", str(self.passphrase)]
@@ -221,7 +224,7 @@ class Bed:
             [
                 HANGAR, "sign", "-f", str(list_file), *key, "--tls-verify=false",
                 "--skip-login", "-j", str(jobs), "-o", str(self.work / f"failed-{label}.txt"),
-                "--signature-format", fmt,
+                "--signature-format", fmt, *(extra or []),
             ],
             self.work / f"sign-{label}.log",
             {"HANGAR_REQUEST_COUNTS": str(counts_file), **(env or {})},
@@ -232,11 +235,13 @@ class Bed:
         run.signatures = _signatures_written(run.log)
         return run
 
-    def floor_sign(self, host: str, names: list[str], jobs: int, label: str) -> Run:
+    def floor_sign(
+        self, host: str, names: list[str], jobs: int, label: str, index: bool = True
+    ) -> Run:
         list_file = self._list(host, names, label)
         run = timed(
             [PYTHON, str(ROOT / "bench/floor_signer.py"), str(list_file), str(self.key),
-             str(self.passphrase), str(jobs)],
+             str(self.passphrase), str(jobs), *([] if index else ["--no-index"])],
             self.work / f"floor-{label}.log",
         )  # fmt: skip
         try:
@@ -259,6 +264,21 @@ class Bed:
         )  # fmt: skip
         found = re.search(r"(\d+) digests verified", run.log)
         run.signatures = int(found.group(1)) if found else 0
+        return run
+
+    def floor_validate(self, host: str, names: list[str], jobs: int, label: str) -> Run:
+        list_file = self._list(host, names, label)
+        run = timed(
+            [PYTHON, str(ROOT / "bench/floor_validator.py"), str(list_file), str(self.public),
+             str(jobs)],
+            self.work / f"vfloor-{label}.log",
+        )  # fmt: skip
+        try:
+            result = json.loads(run.log.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            result = {}
+        run.signatures = result.get("verified", 0)
+        run.startup = _since(run.startup, result.get("first_request"))
         return run
 
     def _list(self, host: str, names: list[str], label: str) -> Path:
@@ -358,6 +378,82 @@ def compare(
         f"{per_signature(hangar_runs).split(' ')[0]} | {_rate([validate]):.1f} | "
         f"{max(run.peak_mb for run in hangar_runs):.0f} |"
     )
+
+
+SHORT_TABLE_HEADER = (
+    "\n| latency | images | index | hangar s | floor s | hangar/floor per round | median |"
+    "\n|---|---|---|---|---|---|---|"
+)
+VALIDATE_TABLE_HEADER = (
+    "\n| latency | images | hangar s | floor s | hangar/floor per round | median |"
+    "\n|---|---|---|---|---|---|"
+)
+
+
+@dataclass
+class ShortCell:
+    sign_row: str
+    validate_row: str | None  # measured in the cell without the index
+
+
+def _pairs(ours: list[Run], theirs: list[Run]) -> list[float]:
+    """hangar/floor of each round (signatures or digests per second): the two of a round ran
+    back to back, so their ratio shrugs off what else the machine did in another round."""
+    return [_rate([h]) / _rate([f]) for h, f in zip(ours, theirs, strict=True)]
+
+
+def _row(latency: float, images: int, ours: list[Run], theirs: list[Run]) -> str:
+    pairs = _pairs(ours, theirs)
+    return (
+        f"| {latency:g} ms | {images} | "
+        f"{statistics.median(r.elapsed for r in ours):.2f} | "
+        f"{statistics.median(r.elapsed for r in theirs):.2f} | "
+        f"{', '.join(f'{p:.2f}' for p in pairs)} | **{statistics.median(pairs):.2f}** |"
+    )
+
+
+def compare_short(
+    bed: Bed, host: str, latency: float, jobs: int, images: int, rounds: int, index: bool
+) -> ShortCell:
+    """The lists users run most: `images` two-platform images, with the index signed or
+    not (`--sign-index=false`; the floor likewise), whole processes, alternating order by
+    round. Without the index, `sign validate` against its floor on hangar's images too."""
+    hangar_runs: list[Run] = []
+    floor_runs: list[Run] = []
+    registry = bed.server.host
+    extra = [] if index else ["--sign-index=false"]
+    for number in range(rounds):
+        label = f"s-l{latency:g}-n{images}-i{int(index)}-r{number}"
+        ours = asyncio.run(push_images(registry, f"h{label}", images))
+        theirs = asyncio.run(push_images(registry, f"f{label}", images))
+        for who in ["hangar", "floor"] if number % 2 == 0 else ["floor", "hangar"]:
+            if who == "hangar":
+                hangar_runs.append(bed.hangar_sign(host, ours, jobs, f"h{label}", extra=extra))
+                check(hangar_runs[-1], "hangar sign")
+            else:
+                floor_runs.append(bed.floor_sign(host, theirs, jobs, f"f{label}", index))
+                check(floor_runs[-1], "floor")
+    where = f"{latency:g} ms | {images} | {'yes' if index else 'no'}"
+    row = _row(latency, images, hangar_runs, floor_runs).replace(
+        f"| {latency:g} ms | {images} |", f"| {where} |", 1
+    )
+    print(f"  short list: {row}", flush=True)
+    validate_row = None
+    if not index:
+        checks: list[Run] = []
+        floor_checks: list[Run] = []
+        for number in range(rounds):
+            label = f"sv-l{latency:g}-n{images}-r{number}"
+            for who in ["hangar", "floor"] if number % 2 == 0 else ["floor", "hangar"]:
+                if who == "hangar":
+                    checks.append(bed.hangar_validate(host, ours, jobs, f"h{label}"))
+                    check(checks[-1], "hangar sign validate")
+                else:
+                    floor_checks.append(bed.floor_validate(host, ours, jobs, f"f{label}"))
+                    check(floor_checks[-1], "validate floor")
+        validate_row = _row(latency, images, checks, floor_checks)
+        print(f"  validate: {validate_row}", flush=True)
+    return ShortCell(row, validate_row)
 
 
 @dataclass
@@ -487,7 +583,15 @@ def main() -> None:
     parser.add_argument("--hsm", action="store_true", help="also a SoftHSM2 token vs key file")
     parser.add_argument("--hsm-jobs", default="8", help="comma-separated -j for --hsm")
     parser.add_argument("--skip-floor", action="store_true", help="only the --hsm rows")
+    parser.add_argument(
+        "--short", default="", help="image counts of the short-list cells, e.g. 60,120"
+    )
+    parser.add_argument("--short-jobs", type=int, default=8, help="-j of the short-list cells")
+    parser.add_argument("--short-rounds", type=int, default=3, help="rounds per short-list cell")
     args = parser.parse_args()
+    # As scripts/setup.sh does: hangar's modules compiled once, not at each start (an editable
+    # install under PYTHONDONTWRITEBYTECODE writes no .pyc; the floor's libraries have theirs).
+    compileall.compile_dir(ROOT / "src/hangar", quiet=1)
     with tempfile.TemporaryDirectory(prefix="hangar-bench-") as tmp:
         server = start_registry("http", Path(tmp) / "registry")
         token: TokenKey | None = None
@@ -497,7 +601,29 @@ def main() -> None:
                 token = make_token_key(Path(tmp))
             print(f"registry {server.host}; cores: {os.cpu_count()}; {args.images} images x "
                   f"{len(PLATFORMS)} platforms + the index per run", flush=True)  # fmt: skip
-            rows, hsm_rows = [], []
+            rows, hsm_rows, short = [], [], []
+            for latency in [float(v) for v in args.latency_ms.split(",") if args.short]:
+                proxy = LatencyProxy(server.host, latency) if latency else None
+                print(f"short lists, latency {latency:g} ms", flush=True)
+                try:
+                    for images in [int(v) for v in args.short.split(",")]:
+                        for index in (False, True):
+                            short.append(
+                                compare_short(
+                                    bed, proxy.host if proxy else server.host, latency,
+                                    args.short_jobs, images, args.short_rounds, index,
+                                )
+                            )  # fmt: skip
+                finally:
+                    if proxy:
+                        proxy.stop()
+            if short:
+                print(f"\nsign -j {args.short_jobs}, {args.short_rounds} rounds per cell:")
+                print(SHORT_TABLE_HEADER)
+                print("\n".join(cell.sign_row for cell in short))
+                print(f"\nsign validate -j {args.short_jobs}:")
+                print(VALIDATE_TABLE_HEADER)
+                print("\n".join(cell.validate_row for cell in short if cell.validate_row))
             for latency in [float(v) for v in args.latency_ms.split(",") if args.images]:
                 proxy = LatencyProxy(server.host, latency) if latency else None
                 print(f"latency {latency:g} ms", flush=True)

@@ -1,9 +1,10 @@
 """The floor: the shortest correct request sequence for signing, to measure hangar against.
 
-    python bench/floor_signer.py LIST KEY PASSPHRASE_FILE JOBS
+    python bench/floor_signer.py LIST KEY PASSPHRASE_FILE JOBS [--no-index]
 
 For each line (a multi-arch image on a plain-HTTP registry): GET the index; then for each
-linux/amd64 and linux/arm64 manifest and the index itself, in turn: GET the `.sig` tag, sign,
+linux/amd64 and linux/arm64 manifest and the index itself (not with --no-index, as
+`sign --sign-index=false`), in turn: GET the `.sig` tag, sign,
 POST + PUT the payload blob, POST + PUT the config blob, PUT the manifest. No checks, no
 merge (it assumes no `.sig` exists yet), no retries; the same HTTP library as hangar (aiohttp),
 `JOBS` images at a time, the same connection pool size. Prints one JSON line: signatures
@@ -66,9 +67,12 @@ def compact(document: object) -> bytes:
 
 
 class Floor:
-    def __init__(self, session: aiohttp.ClientSession, key: ec.EllipticCurvePrivateKey) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, key: ec.EllipticCurvePrivateKey, index: bool
+    ) -> None:
         self.session = session
         self.key = key
+        self.index = index  # sign the index too
         self.signatures = 0
         self.first_request: float | None = None
 
@@ -162,14 +166,18 @@ class Floor:
             for entry in index["manifests"]
             if (entry["platform"]["os"], entry["platform"]["architecture"]) in WANTED
         ]
-        for digest in [*digests, digest_of(body)]:
+        if self.index:
+            digests.append(digest_of(body))
+        for digest in digests:
             await self.sign_digest(base, repository, f"{host}/{repository}:{tag}", digest)
 
 
-async def run(lines: list[str], key: ec.EllipticCurvePrivateKey, jobs: int) -> Floor:
+async def run(
+    lines: list[str], key: ec.EllipticCurvePrivateKey, jobs: int, index: bool = True
+) -> Floor:
     connector = aiohttp.TCPConnector(limit=jobs * 4, limit_per_host=jobs * 4)
     async with aiohttp.ClientSession(connector=connector) as session:
-        floor = Floor(session, key)
+        floor = Floor(session, key, index)
         queue: asyncio.Queue[str] = asyncio.Queue()
         for line in lines:
             queue.put_nowait(line)
@@ -186,7 +194,7 @@ def main() -> None:
     list_file, key_file, passphrase_file, jobs = sys.argv[1:5]
     key = load_key(key_file, passphrase_file)
     lines = [line.strip() for line in Path(list_file).read_text().splitlines() if line.strip()]
-    floor = asyncio.run(run(lines, key, int(jobs)))
+    floor = asyncio.run(run(lines, key, int(jobs), index="--no-index" not in sys.argv[5:]))
     print(json.dumps({"signatures": floor.signatures, "first_request": floor.first_request}))
 
 
