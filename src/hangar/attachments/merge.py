@@ -12,12 +12,12 @@ import random
 import statistics
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from hangar import output
+from hangar.attachments.locks import TagLocks
 from hangar.errors import HangarError
 from hangar.manifest import OCI_MANIFEST
 from hangar.reference import Reference
@@ -90,27 +90,6 @@ class SignatureStore(Protocol):
         """DELETE by digest (a tag that moved on stays); NotFoundError when gone already,
         DeletesRefusedError where the registry does not delete, StaleRequestError as PUT."""
         ...
-
-
-class TagLocks:
-    """One asyncio lock per `.sig` tag, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ A `.sig` tag is a read-modify-write target shared with other writers (other hang
 skopeo), and distribution has no conditional PUT, so a lost update is prevented as well as the
 API allows:
 
-- writes to one tag are serialized inside a run (TagLocks);
+- writes to one tag are serialized inside a run (attachments.locks.TagLocks);
 - the tag's read is the check the write is based on: the payload is uploaded while the tag is
   read (it does not depend on the tag), the config and the manifest follow within a few round
   trips, and no PUT is sent on a check older than `fresh_for()` (the merge starts again);
