@@ -231,6 +231,10 @@ def _prepare(
         # A fixed secret: upload state survives a restart of the same registry.
         "secret": "hangar-test-registry-secret",
         "headers": {"X-Content-Type-Options": ["nosniff"]},
+        # stop() (SIGTERM) lets the requests in flight finish, as stopping a registry service
+        # does: distribution writes a tag's link file in place (truncate, then write), and one
+        # cut halfway stays a 500 for good. An abrupt death is kill() (SIGKILL).
+        "draintimeout": "3s",
     }
     if use_tls:
         assert ca is not None
