@@ -244,13 +244,7 @@ class Bed:
              str(self.passphrase), str(jobs), *([] if index else ["--no-index"])],
             self.work / f"floor-{label}.log",
         )  # fmt: skip
-        try:
-            result = json.loads(run.log.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            result = {}
-        run.signatures = result.get("signatures", 0)
-        run.startup = _since(run.startup, result.get("first_request"))
-        return run
+        return _floor_result(run, "signatures")
 
     def hangar_validate(self, host: str, names: list[str], jobs: int, label: str) -> Run:
         list_file = self._list(host, names, label)
@@ -273,18 +267,23 @@ class Bed:
              str(jobs)],
             self.work / f"vfloor-{label}.log",
         )  # fmt: skip
-        try:
-            result = json.loads(run.log.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            result = {}
-        run.signatures = result.get("verified", 0)
-        run.startup = _since(run.startup, result.get("first_request"))
-        return run
+        return _floor_result(run, "verified")
 
     def _list(self, host: str, names: list[str], label: str) -> Path:
         path = self.work / f"list-{label}.txt"
         path.write_text("".join(f"{host}/{name}\n" for name in names))
         return path
+
+
+def _floor_result(run: Run, count: str) -> Run:
+    """A floor prints one JSON line last: `count` (signatures, digests) and its first request."""
+    try:
+        result = json.loads(run.log.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        result = {}
+    run.signatures = result.get(count, 0)
+    run.startup = _since(run.startup, result.get("first_request"))
+    return run
 
 
 def _since(started: float | None, first_request: float | None) -> float | None:
